@@ -1,0 +1,696 @@
+/*
+ * vm.c - the VM object and the physical read path (see vm.h).
+ *
+ * A read is planned first, executed second:
+ *   1. plan: walk [gpa, gpa+len) over the range map; a piece the driver maps
+ *      becomes a pointer into the mapping (zero copy), a hole becomes zeros
+ *      (padded view) or the end of the read (strict view), anything else
+ *      becomes 4 KiB frame slots in the reply's scratch buffer;
+ *   2. frames: slots are served from the page cache where it has them; the
+ *      misses, plus readahead frames when the handle reads sequentially,
+ *      go to the driver in ONE batched read_frames call;
+ *   3. reply: pieces become iovecs, neighbours merged, in order.
+ * The padded view never returns a short read before the end of the space:
+ * the kernel, caching pmem.raw, would take a short read for end-of-file.
+ */
+#include "core/vm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/cache.h"
+#include "core/guard.h"
+#include "core/log.h"
+#include "core/ranges.h"
+#include "drivers/drivers.h"
+
+#define VM_READ_MAX   (1u << 20)
+#define VM_MAX_SLOTS  (VM_READ_MAX / VMEM_PAGE_SIZE + 2)
+#define VM_MAX_RA     256u
+
+struct vm {
+    atomic_int refs;
+    char *name;
+    char *spec;
+    struct vmem_driver drv;
+    struct vm_options opt;
+    const struct vmem_range *ranges;
+    size_t nranges;
+    uint64_t phys_size;
+    struct vmem_cache *cache;       /* NULL when the driver maps memory */
+    atomic_uint_fast64_t ra_frames, batches, frames_read;
+};
+
+/* Holes of the padded view point here: read-only use only. */
+static uint8_t vm_zeros[VM_READ_MAX];
+
+void vm_options_default(struct vm_options *opt)
+{
+    opt->cache_pages = 16384;                  /* 64 MiB */
+    opt->cache_ttl_ns = 1000000000ull;         /* 1 s for live sources */
+    opt->readahead_max_pages = VM_MAX_RA;      /* 1 MiB */
+    opt->writable = false;
+}
+
+bool vm_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+struct vm *vm_open(const char *name, const char *spec,
+                   const struct vm_options *opt, char *err, size_t errlen)
+{
+    if (!vm_name_valid(name)) {
+        snprintf(err, errlen,
+                 "VM name '%s' is not valid: use 1-64 of [A-Za-z0-9._-]", name);
+        return NULL;
+    }
+    const char *colon = strchr(spec, ':');
+    if (!colon || colon == spec) {
+        snprintf(err, errlen, "VM '%s': spec '%s' has no driver (try file:PATH)",
+                 name, spec);
+        return NULL;
+    }
+    char scheme[32];
+    size_t sl = (size_t)(colon - spec);
+    if (sl >= sizeof scheme)
+        sl = sizeof scheme - 1;
+    memcpy(scheme, spec, sl);
+    scheme[sl] = 0;
+    vmem_driver_open_fn open_fn = vmem_driver_lookup(scheme);
+    if (!open_fn) {
+        snprintf(err, errlen, "VM '%s': unknown driver '%s' (built in: %s)",
+                 name, scheme, vmem_driver_names());
+        return NULL;
+    }
+    struct vmem_driver drv = {0};
+    char derr[256] = "";
+    int rc = open_fn(colon + 1, &drv, derr, sizeof derr);
+    if (rc < 0) {
+        snprintf(err, errlen, "VM '%s': %s", name, derr[0] ? derr : strerror(-rc));
+        return NULL;
+    }
+    return vm_new(name, spec, drv, opt, err, errlen);
+}
+
+struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
+                  const struct vm_options *opt, char *err, size_t errlen)
+{
+    struct vm *vm = calloc(1, sizeof *vm);
+    if (!vm) {
+        drv.ops->close(drv.priv);
+        snprintf(err, errlen, "VM '%s': out of memory", name);
+        return NULL;
+    }
+    vm->drv = drv;
+    atomic_init(&vm->refs, 1);
+    vm->name = strdup(name);
+    vm->spec = strdup(spec);
+    vm->opt = *opt;
+    if (vm->opt.readahead_max_pages > VM_MAX_RA)
+        vm->opt.readahead_max_pages = VM_MAX_RA;
+    vm->drv.ops->ranges(vm->drv.priv, &vm->ranges, &vm->nranges);
+    vm->phys_size = vmem_ranges_end(vm->ranges, vm->nranges);
+    if (vm->drv.ops->flags & VMEM_DRV_SLOW) {
+        uint64_t ttl = (vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) ? 0
+                                                                 : opt->cache_ttl_ns;
+        vm->cache = vmem_cache_new(opt->cache_pages, ttl);
+    }
+    if (!vm->name || !vm->spec ||
+        ((vm->drv.ops->flags & VMEM_DRV_SLOW) && !vm->cache)) {
+        snprintf(err, errlen, "VM '%s': out of memory", name);
+        vm_put(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+struct vm *vm_get(struct vm *vm)
+{
+    atomic_fetch_add(&vm->refs, 1);
+    return vm;
+}
+
+void vm_put(struct vm *vm)
+{
+    if (!vm || atomic_fetch_sub(&vm->refs, 1) != 1)
+        return;
+    if (vm->drv.ops)
+        vm->drv.ops->close(vm->drv.priv);
+    vmem_cache_free(vm->cache);
+    free(vm->name);
+    free(vm->spec);
+    free(vm);
+}
+
+const char *vm_name(const struct vm *vm) { return vm->name; }
+const char *vm_spec(const struct vm *vm) { return vm->spec; }
+uint64_t vm_phys_size(const struct vm *vm) { return vm->phys_size; }
+
+bool vm_immutable(const struct vm *vm)
+{
+    return (vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) != 0;
+}
+
+void vm_ranges(const struct vm *vm, const struct vmem_range **r, size_t *n)
+{
+    *r = vm->ranges;
+    *n = vm->nranges;
+}
+
+void vm_flush(struct vm *vm)
+{
+    if (vm->cache)
+        vmem_cache_flush(vm->cache);
+}
+
+/* ---- the read path ---------------------------------------------------- */
+
+void vm_reply_init(struct vm_reply *r)
+{
+    memset(r, 0, sizeof *r);
+}
+
+void vm_reply_fini(struct vm_reply *r)
+{
+    free(r->scratch);
+    memset(r, 0, sizeof *r);
+}
+
+enum piece_kind { PIECE_MAP, PIECE_ZERO, PIECE_FRAME };
+
+struct piece {
+    enum piece_kind kind;
+    size_t len;
+    const uint8_t *ptr;     /* PIECE_MAP */
+    unsigned slot;          /* PIECE_FRAME: which frame slot ... */
+    size_t in_frame;        /* ... and where in it */
+};
+
+struct frame_slot {
+    uint64_t gfn;
+    int status;
+};
+
+struct plan {
+    struct piece piece[VM_MAX_SLOTS * 2 + 8];
+    unsigned npieces;
+    struct frame_slot slot[VM_MAX_SLOTS];
+    unsigned nslots;
+};
+
+static int reply_reserve(struct vm_reply *r, size_t need)
+{
+    if (need <= r->scratch_cap)
+        return 0;
+    size_t cap = r->scratch_cap ? r->scratch_cap : 64 * 1024;
+    while (cap < need)
+        cap *= 2;
+    uint8_t *p = realloc(r->scratch, cap);
+    if (!p)
+        return -ENOMEM;
+    r->scratch = p;
+    r->scratch_cap = cap;
+    return 0;
+}
+
+static void plan_add(struct plan *p, struct piece pc)
+{
+    p->piece[p->npieces++] = pc;
+}
+
+/* Step 1: split the read over ranges, mappings, holes and frames.  Returns
+ * the planned length (short only in strict mode, at a hole). */
+static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
+                        enum vm_read_mode mode, struct plan *p)
+{
+    uint64_t pos = gpa, end = gpa + len;
+    const struct vmem_range *r = vm->ranges;
+    size_t n = vm->nranges;
+    void *(*map)(void *, uint64_t, size_t) = vm->drv.ops->map;
+
+    p->npieces = 0;
+    p->nslots = 0;
+    while (pos < end) {
+        size_t i = vmem_ranges_upper(r, n, pos);
+        if (i == n || r[i].start > pos) {
+            uint64_t hole_end = (i < n && r[i].start < end) ? r[i].start : end;
+            if (mode == VM_READ_STRICT)
+                break;
+            plan_add(p, (struct piece){.kind = PIECE_ZERO,
+                                       .len = hole_end - pos});
+            pos = hole_end;
+            continue;
+        }
+        uint64_t piece_end = r[i].end < end ? r[i].end : end;
+        const uint8_t *ptr = map ? map(vm->drv.priv, pos, piece_end - pos) : NULL;
+        if (ptr) {
+            plan_add(p, (struct piece){.kind = PIECE_MAP, .ptr = ptr,
+                                       .len = piece_end - pos});
+            pos = piece_end;
+            continue;
+        }
+        while (pos < piece_end) {
+            uint64_t gfn = pos >> VMEM_PAGE_SHIFT;
+            size_t in_frame = pos & (VMEM_PAGE_SIZE - 1);
+            size_t take = VMEM_PAGE_SIZE - in_frame;
+            if (take > piece_end - pos)
+                take = piece_end - pos;
+            /* A frame split by a range boundary reuses its slot. */
+            unsigned s;
+            if (p->nslots && p->slot[p->nslots - 1].gfn == gfn) {
+                s = p->nslots - 1;
+            } else {
+                s = p->nslots++;
+                p->slot[s] = (struct frame_slot){.gfn = gfn, .status = 1};
+            }
+            plan_add(p, (struct piece){.kind = PIECE_FRAME, .slot = s,
+                                       .in_frame = in_frame, .len = take});
+            pos += take;
+        }
+    }
+    return (size_t)(pos - gpa);
+}
+
+/* Readahead frames that follow the request, within RAM, not cached. */
+static unsigned plan_readahead(struct vm *vm, uint64_t next_gpa, unsigned want,
+                               uint64_t *gfns)
+{
+    unsigned n = 0;
+    uint64_t gfn = (next_gpa + VMEM_PAGE_SIZE - 1) >> VMEM_PAGE_SHIFT;
+    for (unsigned k = 0; k < want; k++, gfn++) {
+        uint64_t a = gfn << VMEM_PAGE_SHIFT;
+        if (a >= vm->phys_size)
+            break;
+        if (!vmem_ranges_find(vm->ranges, vm->nranges, a))
+            continue;
+        gfns[n++] = gfn;
+    }
+    return n;
+}
+
+/* Step 2: fill frame slots from the cache, then one driver batch for the
+ * misses and the readahead. */
+static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
+                        struct vm_stream *stream, uint64_t req_end)
+{
+    uint64_t gfns[VM_MAX_SLOTS + VM_MAX_RA];
+    void *bufs[VM_MAX_SLOTS + VM_MAX_RA];
+    int status[VM_MAX_SLOTS + VM_MAX_RA];
+    unsigned miss_slot[VM_MAX_SLOTS];
+    unsigned nmiss = 0;
+
+    for (unsigned s = 0; s < p->nslots; s++) {
+        uint8_t *dst = slot_buf + (size_t)s * VMEM_PAGE_SIZE;
+        if (vm->cache && vmem_cache_get(vm->cache, p->slot[s].gfn, dst)) {
+            p->slot[s].status = 0;
+            continue;
+        }
+        gfns[nmiss] = p->slot[s].gfn;
+        bufs[nmiss] = dst;
+        miss_slot[nmiss] = s;
+        nmiss++;
+    }
+
+    /* Readahead only for cached sources, only while the handle reads
+     * sequentially, and only when this read itself missed: a stream already
+     * served from the cache needs no more. */
+    unsigned nra = 0;
+    uint8_t *ra_buf = NULL;
+    if (vm->cache && stream && nmiss && stream->ra_pages) {
+        nra = plan_readahead(vm, req_end, stream->ra_pages, gfns + nmiss);
+        unsigned kept = 0;
+        uint8_t tmp[VMEM_PAGE_SIZE];
+        for (unsigned k = 0; k < nra; k++) {
+            /* Skip frames already cached (a peek costs one 4 KiB copy,
+             * far less than a decompression or a remote read). */
+            if (vmem_cache_get(vm->cache, gfns[nmiss + k], tmp))
+                continue;
+            gfns[nmiss + kept++] = gfns[nmiss + k];
+        }
+        nra = kept;
+        if (nra) {
+            ra_buf = malloc((size_t)nra * VMEM_PAGE_SIZE);
+            if (!ra_buf)
+                nra = 0;
+            for (unsigned k = 0; k < nra; k++)
+                bufs[nmiss + k] = ra_buf + (size_t)k * VMEM_PAGE_SIZE;
+        }
+    }
+
+    if (nmiss + nra == 0)
+        return 0;
+    int rc = vm->drv.ops->read_frames(vm->drv.priv, gfns, bufs, status,
+                                      nmiss + nra);
+    atomic_fetch_add(&vm->batches, 1);
+    atomic_fetch_add(&vm->frames_read, nmiss + nra);
+    atomic_fetch_add(&vm->ra_frames, nra);
+    if (rc < 0) {
+        free(ra_buf);
+        return rc;
+    }
+    for (unsigned k = 0; k < nmiss; k++) {
+        p->slot[miss_slot[k]].status = status[k];
+        if (status[k] == 0 && vm->cache)
+            vmem_cache_put(vm->cache, gfns[k], bufs[k]);
+    }
+    for (unsigned k = nmiss; k < nmiss + nra; k++)
+        if (status[k] == 0)
+            vmem_cache_put(vm->cache, gfns[k], bufs[k]);
+    free(ra_buf);
+    return 0;
+}
+
+static void reply_push(struct vm_reply *r, const void *base, size_t len)
+{
+    if (r->niov > 0) {
+        struct iovec *last = &r->iov[r->niov - 1];
+        if ((const uint8_t *)last->iov_base + last->iov_len == base) {
+            last->iov_len += len;
+            r->len += len;
+            return;
+        }
+    }
+    r->iov[r->niov].iov_base = (void *)base;
+    r->iov[r->niov].iov_len = len;
+    r->niov++;
+    r->len += len;
+}
+
+static void stream_update(struct vm *vm, struct vm_stream *stream, uint64_t gpa,
+                          size_t got)
+{
+    if (!stream)
+        return;
+    if (gpa == stream->next_gpa && got) {
+        unsigned ra = stream->ra_pages ? stream->ra_pages * 2 : 16;
+        stream->ra_pages = ra < vm->opt.readahead_max_pages
+                               ? ra : vm->opt.readahead_max_pages;
+    } else {
+        stream->ra_pages = 0;
+    }
+    stream->next_gpa = gpa + got;
+}
+
+ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
+                         enum vm_read_mode mode, struct vm_stream *stream,
+                         struct vm_reply *reply)
+{
+    reply->niov = 0;
+    reply->len = 0;
+    reply->scratch_used = 0;
+    if (gpa >= vm->phys_size)
+        return 0;
+    if (len > VM_READ_MAX)
+        len = VM_READ_MAX;
+    if (len > vm->phys_size - gpa)
+        len = (size_t)(vm->phys_size - gpa);
+
+    struct plan *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    size_t planned = plan_read(vm, gpa, len, mode, p);
+    if (planned == 0) {
+        free(p);
+        return -EIO;                    /* strict read starting in a hole */
+    }
+    /* Scratch: frame slots first; a tail area for compaction after. */
+    size_t slot_bytes = (size_t)p->nslots * VMEM_PAGE_SIZE;
+    if (reply_reserve(reply, slot_bytes + planned) < 0) {
+        free(p);
+        return -ENOMEM;
+    }
+    if (p->nslots) {
+        int rc = fetch_frames(vm, p, reply->scratch, stream, gpa + planned);
+        if (rc < 0) {
+            vmem_log_ratelimited(vm, LOG_ERR,
+                "read_frames failed: VM '%s', gpa 0x%" PRIx64 "+0x%zx: %s",
+                vm->name, gpa, planned, strerror(-rc));
+            free(p);
+            return rc;
+        }
+    }
+
+    /* Step 3: assemble.  A frame the source does not have is a hole (strict:
+     * end here; padded: zeros); a failed frame fails the padded read whole
+     * and ends the strict one. */
+    size_t done = 0;
+    uint8_t *tail = reply->scratch + slot_bytes;
+    size_t tail_used = 0;
+    bool compact = false;
+    for (unsigned k = 0; k < p->npieces; k++) {
+        struct piece *pc = &p->piece[k];
+        const uint8_t *src;
+        if (pc->kind == PIECE_FRAME) {
+            int st = p->slot[pc->slot].status;
+            if (st != 0) {
+                uint64_t at = gpa + done;
+                if (mode == VM_READ_STRICT) {
+                    if (st != -ENOENT)
+                        vmem_log_ratelimited(vm, LOG_ERR,
+                            "read: VM '%s', gpa 0x%" PRIx64 ": %s", vm->name, at,
+                            strerror(-st));
+                    break;
+                }
+                if (st != -ENOENT) {
+                    vmem_log_ratelimited(vm, LOG_ERR,
+                        "read: VM '%s', gpa 0x%" PRIx64 ": %s", vm->name, at,
+                        strerror(-st));
+                    free(p);
+                    return st;
+                }
+                src = vm_zeros;
+            } else {
+                src = reply->scratch + (size_t)pc->slot * VMEM_PAGE_SIZE +
+                      pc->in_frame;
+            }
+        } else if (pc->kind == PIECE_ZERO) {
+            src = vm_zeros;
+        } else {
+            src = pc->ptr;
+        }
+        /* Out of iovecs: copy the rest contiguously into the tail area. */
+        if (!compact && reply->niov >= VM_REPLY_IOV - 1)
+            compact = true;
+        if (compact) {
+            if (tail_used == 0)
+                reply_push(reply, tail, 0);
+            int rc = vmem_guard_copy(tail + tail_used, src, pc->len);
+            if (rc < 0) {
+                free(p);
+                return rc;
+            }
+            tail_used += pc->len;
+            reply->iov[reply->niov - 1].iov_len = tail_used;
+            reply->len += pc->len;
+        } else {
+            /* Zeros longer than the zero page: split. */
+            size_t left = pc->len;
+            while (left) {
+                size_t chunk = left;
+                if (src == vm_zeros && chunk > sizeof vm_zeros)
+                    chunk = sizeof vm_zeros;
+                reply_push(reply, src == vm_zeros ? vm_zeros : src + (pc->len - left),
+                           chunk);
+                left -= chunk;
+            }
+        }
+        done += pc->len;
+    }
+    free(p);
+    if (done == 0)
+        return -EIO;
+    stream_update(vm, stream, gpa, done);
+    return (ssize_t)done;
+}
+
+ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
+                     enum vm_read_mode mode)
+{
+    static __thread struct vm_reply tl_reply;
+    size_t total = 0;
+    while (total < len) {
+        ssize_t got = vm_read_phys_iov(vm, gpa + total, len - total, mode, NULL,
+                                       &tl_reply);
+        if (got <= 0)
+            return total ? (ssize_t)total : got;
+        uint8_t *dst = (uint8_t *)buf + total;
+        for (int i = 0; i < tl_reply.niov; i++) {
+            int rc = vmem_guard_copy(dst, tl_reply.iov[i].iov_base,
+                                     tl_reply.iov[i].iov_len);
+            if (rc < 0)
+                return total ? (ssize_t)total : rc;
+            dst += tl_reply.iov[i].iov_len;
+        }
+        total += (size_t)got;
+    }
+    return (ssize_t)total;
+}
+
+off_t vm_seek_phys(struct vm *vm, off_t off, int whence)
+{
+    if (off < 0)
+        return -ENXIO;
+    int64_t r;
+    if (whence == SEEK_DATA)
+        r = vmem_ranges_seek_data(vm->ranges, vm->nranges, (uint64_t)off,
+                                  vm->phys_size);
+    else if (whence == SEEK_HOLE)
+        r = vmem_ranges_seek_hole(vm->ranges, vm->nranges, (uint64_t)off,
+                                  vm->phys_size);
+    else
+        return -EINVAL;
+    return r < 0 ? -ENXIO : (off_t)r;
+}
+
+/* ---- text files --------------------------------------------------------- */
+
+static json_object *hex64(uint64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof s, "0x%" PRIx64, v);
+    return json_object_new_string(s);
+}
+
+static const char *kind_name(unsigned kind)
+{
+    return kind == VMEM_RANGE_ROM ? "rom" : "ram";
+}
+
+char *vm_info_json(struct vm *vm, size_t *len)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "name", json_object_new_string(vm->name));
+    json_object_object_add(o, "spec", json_object_new_string(vm->spec));
+    json_object_object_add(o, "driver", json_object_new_string(vm->drv.ops->name));
+    json_object *src = json_object_new_object();
+    if (vm->drv.ops->describe)
+        vm->drv.ops->describe(vm->drv.priv, src);
+    json_object_object_add(o, "source", src);
+    json_object_object_add(o, "immutable", json_object_new_boolean(vm_immutable(vm)));
+    json_object_object_add(o, "writable", json_object_new_boolean(
+        vm->opt.writable && vm->drv.ops->write_frames != NULL));
+    json_object_object_add(o, "phys_size", json_object_new_int64((int64_t)vm->phys_size));
+
+    json_object *ranges = json_object_new_array();
+    uint64_t ram = 0;
+    for (size_t i = 0; i < vm->nranges; i++) {
+        json_object *r = json_object_new_object();
+        json_object_object_add(r, "start", hex64(vm->ranges[i].start));
+        json_object_object_add(r, "end", hex64(vm->ranges[i].end));
+        json_object_object_add(r, "kind", json_object_new_string(kind_name(vm->ranges[i].kind)));
+        json_object_array_add(ranges, r);
+        ram += vm->ranges[i].end - vm->ranges[i].start;
+    }
+    json_object_object_add(o, "ranges", ranges);
+    json_object_object_add(o, "bytes_present", json_object_new_int64((int64_t)ram));
+
+    json_object *vcpus = json_object_new_array();
+    int nvcpu = vm->drv.ops->vcpu_count ? vm->drv.ops->vcpu_count(vm->drv.priv) : 0;
+    for (int c = 0; c < nvcpu; c++) {
+        struct vmem_vcpu v;
+        if (vm->drv.ops->vcpu_state(vm->drv.priv, (unsigned)c, &v) < 0)
+            continue;
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "id", json_object_new_int((int)v.id));
+        if (v.valid & VMEM_VCPU_CRS) {
+            json_object_object_add(j, "cr0", hex64(v.cr0));
+            json_object_object_add(j, "cr3", hex64(v.cr3));
+            json_object_object_add(j, "cr4", hex64(v.cr4));
+            json_object_object_add(j, "efer", hex64(v.efer));
+        }
+        if (v.valid & VMEM_VCPU_GPRS) {
+            static const char *names[16] = {"rax", "rbx", "rcx", "rdx", "rsi",
+                "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+                "r14", "r15"};
+            json_object_object_add(j, "rip", hex64(v.rip));
+            json_object_object_add(j, "rflags", hex64(v.rflags));
+            for (int g = 0; g < 16; g++)
+                json_object_object_add(j, names[g], hex64(v.gpr[g]));
+            json_object_object_add(j, "cs", hex64(v.cs));
+        }
+        if (v.valid & VMEM_VCPU_BASES) {
+            json_object_object_add(j, "fs_base", hex64(v.fs_base));
+            json_object_object_add(j, "gs_base", hex64(v.gs_base));
+            json_object_object_add(j, "kernel_gs_base", hex64(v.kernel_gs_base));
+            json_object_object_add(j, "gdt_base", hex64(v.gdt_base));
+            json_object_object_add(j, "idt_base", hex64(v.idt_base));
+        }
+        json_object_array_add(vcpus, j);
+    }
+    json_object_object_add(o, "vcpus", vcpus);
+
+    json_object *cache = NULL;
+    if (vm->cache) {
+        struct vmem_cache_stats st;
+        vmem_cache_stats(vm->cache, &st);
+        cache = json_object_new_object();
+        json_object_object_add(cache, "capacity_pages", json_object_new_int64((int64_t)st.capacity_pages));
+        json_object_object_add(cache, "used_pages", json_object_new_int64((int64_t)st.used_pages));
+        json_object_object_add(cache, "hits", json_object_new_int64((int64_t)st.hits));
+        json_object_object_add(cache, "misses", json_object_new_int64((int64_t)st.misses));
+        json_object_object_add(cache, "expired", json_object_new_int64((int64_t)st.expired));
+        json_object_object_add(cache, "evictions", json_object_new_int64((int64_t)st.evictions));
+        uint64_t lookups = st.hits + st.misses;
+        json_object_object_add(cache, "hit_rate", json_object_new_double(
+            lookups ? (double)st.hits / (double)lookups : 0.0));
+        json_object_object_add(cache, "ttl_ms", json_object_new_int64(
+            vm_immutable(vm) ? 0 : (int64_t)(vm->opt.cache_ttl_ns / 1000000)));
+    }
+    json_object_object_add(o, "cache", cache);
+    json_object *io = json_object_new_object();
+    json_object_object_add(io, "batches", json_object_new_int64((int64_t)atomic_load(&vm->batches)));
+    json_object_object_add(io, "frames_read", json_object_new_int64((int64_t)atomic_load(&vm->frames_read)));
+    json_object_object_add(io, "readahead_frames", json_object_new_int64((int64_t)atomic_load(&vm->ra_frames)));
+    json_object_object_add(o, "frame_reads", io);
+
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
+    size_t n = strlen(s);
+    char *out = malloc(n + 2);
+    if (out) {
+        memcpy(out, s, n);
+        out[n] = '\n';
+        out[n + 1] = 0;
+        *len = n + 1;
+    }
+    json_object_put(o);
+    return out;
+}
+
+char *vm_memmap_text(struct vm *vm, size_t *len)
+{
+    struct vmem_range *merged = malloc(sizeof *merged * (vm->nranges + 1));
+    if (!merged)
+        return NULL;
+    size_t m = vmem_ranges_merge(vm->ranges, vm->nranges, merged);
+    size_t cap = 64 * (m + 1);
+    char *out = malloc(cap);
+    size_t used = 0;
+    for (size_t i = 0; out && i < m; i++)
+        used += (size_t)snprintf(out + used, cap - used,
+                                 "%08" PRIx64 "-%08" PRIx64 " : %s\n",
+                                 merged[i].start, merged[i].end - 1,
+                                 merged[i].kind == VMEM_RANGE_ROM ? "ROM" : "System RAM");
+    if (out)
+        out[used] = 0;
+    *len = used;
+    free(merged);
+    return out;
+}

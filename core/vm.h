@@ -1,0 +1,107 @@
+/*
+ * vm.h - the VM object: one memory source (a driver) plus what core builds
+ * on it: the range map, the page cache, readahead, and the physical read
+ * path that serves both the strict view (pmem) and the padded one
+ * (pmem.raw).
+ *
+ * A struct vm is shared by all FUSE worker threads; every function here is
+ * thread-safe.  The fs layer holds references (vm_get/vm_put) so a VM can
+ * be removed from the mount while reads are still running on it.
+ */
+#ifndef VMEMFS_CORE_VM_H
+#define VMEMFS_CORE_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "core/driver.h"
+
+struct vm;
+
+struct vm_options {
+    size_t cache_pages;             /* page-cache capacity, frames */
+    uint64_t cache_ttl_ns;          /* validity window for live sources */
+    unsigned readahead_max_pages;   /* sequential readahead ceiling */
+    bool writable;                  /* -o rw: writes reach the driver */
+};
+void vm_options_default(struct vm_options *opt);
+
+/* A VM name becomes a directory name: [A-Za-z0-9._-], 1..64 chars, not
+ * "." or "..".  Returns true if acceptable. */
+bool vm_name_valid(const char *name);
+
+/* Open the source described by spec ("file:PATH", ...).  On failure NULL,
+ * with one line in err naming the source and what is wrong. */
+struct vm *vm_open(const char *name, const char *spec,
+                   const struct vm_options *opt, char *err, size_t errlen);
+/* The same from a driver already open (takes ownership of it, closing it on
+ * failure too).  For drivers opened by other means, and for tests. */
+struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
+                  const struct vm_options *opt, char *err, size_t errlen);
+/* Reference counting: vm_open returns one reference; the last vm_put
+ * closes the driver. */
+struct vm *vm_get(struct vm *vm);
+void vm_put(struct vm *vm);
+
+const char *vm_name(const struct vm *vm);
+const char *vm_spec(const struct vm *vm);
+/* True when the contents never change (a dump): the kernel may cache it. */
+bool vm_immutable(const struct vm *vm);
+/* Size of pmem/pmem.raw: the end of the highest range. */
+uint64_t vm_phys_size(const struct vm *vm);
+void vm_ranges(const struct vm *vm, const struct vmem_range **r, size_t *n);
+
+enum vm_read_mode {
+    VM_READ_STRICT,   /* pmem: stop at a hole; EIO if the read starts in one */
+    VM_READ_PAD,      /* pmem.raw: holes read as zeros */
+};
+
+/* Per-open-file readahead state, owned by the caller (one per file handle).
+ * Racy updates from concurrent reads only disturb the heuristic. */
+struct vm_stream {
+    uint64_t next_gpa;
+    unsigned ra_pages;
+};
+
+/* One read assembled without copying where the driver maps memory: iovecs
+ * point into driver mappings, a shared zero page, or `scratch`.  The caller
+ * owns the struct; vm_reply_init/vm_reply_fini manage scratch. */
+#define VM_REPLY_IOV 128
+struct vm_reply {
+    struct iovec iov[VM_REPLY_IOV];
+    int niov;
+    size_t len;
+    uint8_t *scratch;
+    size_t scratch_cap, scratch_used;
+};
+void vm_reply_init(struct vm_reply *r);
+void vm_reply_fini(struct vm_reply *r);
+
+/* Physical read of [gpa, gpa+len) into reply.  Returns the byte count
+ * (short at a hole in strict mode, or at the end of the space; 0 at EOF) or
+ * -errno: -EIO when the read starts in a hole (strict) or the source failed
+ * before the first byte.  Iovecs pointing into driver mappings may fault
+ * (SIGBUS) if the source file shrank: hand them to the kernel (which turns
+ * that into EFAULT) or copy them with vmem_guard_copy. */
+ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
+                         enum vm_read_mode mode, struct vm_stream *stream,
+                         struct vm_reply *reply);
+/* The same into a plain buffer (guarded copy).  For core's own readers
+ * (page tables, kernel structures). */
+ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
+                     enum vm_read_mode mode);
+
+/* lseek SEEK_DATA / SEEK_HOLE on the physical space: the offset, or -ENXIO. */
+off_t vm_seek_phys(struct vm *vm, off_t off, int whence);
+
+/* Drop cached frames now (the guest changed, or the user asked). */
+void vm_flush(struct vm *vm);
+
+/* Text of info.json / memmap, malloc'd, NUL-terminated; *len set. */
+char *vm_info_json(struct vm *vm, size_t *len);
+char *vm_memmap_text(struct vm *vm, size_t *len);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * main.c - the vmemfs command: options, opening every VM before mounting
+ * (so a bad source fails loudly with a non-zero exit and nothing mounted),
+ * then mount, daemonise and serve with libfuse's multi-threaded loop.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/guard.h"
+#include "core/log.h"
+#include "drivers/drivers.h"
+#include "fs/fs.h"
+
+#define MAX_SPECS 256
+
+struct cmdline {
+    char *vm_specs[MAX_SPECS];
+    int nspecs;
+    int writable;
+    int allow_other;
+    unsigned cache_mb;
+    unsigned cache_ttl_ms;
+    int help, version;
+    int bad;
+};
+
+enum { KEY_VM, KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER };
+
+#define CMD_OPT(t, p, v) {t, offsetof(struct cmdline, p), v}
+static const struct fuse_opt cmd_opts[] = {
+    FUSE_OPT_KEY("--vm ", KEY_VM),
+    FUSE_OPT_KEY("--vm=", KEY_VM),
+    CMD_OPT("rw", writable, 1),
+    CMD_OPT("ro", writable, 0),
+    CMD_OPT("--cache-mb=%u", cache_mb, 0),
+    CMD_OPT("--cache-ttl-ms=%u", cache_ttl_ms, 0),
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+static int cmd_proc(void *data, const char *arg, int key, struct fuse_args *out)
+{
+    (void)out;
+    struct cmdline *c = data;
+    switch (key) {
+    case KEY_VM: {
+        const char *v = arg;
+        if (strncmp(v, "--vm=", 5) == 0)
+            v += 5;
+        else if (strncmp(v, "--vm", 4) == 0)
+            v += 4;
+        while (*v == ' ')
+            v++;
+        if (c->nspecs == MAX_SPECS) {
+            fprintf(stderr, "vmemfs: too many --vm options (max %d)\n", MAX_SPECS);
+            c->bad = 1;
+            return 0;
+        }
+        c->vm_specs[c->nspecs++] = strdup(v);
+        return 0;
+    }
+    case KEY_ALLOW_OTHER:
+        c->allow_other = 1;
+        return 1;                   /* libfuse needs it too */
+    case KEY_HELP:
+        c->help = 1;
+        return 0;
+    case KEY_VERSION:
+        c->version = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static void usage(const char *prog)
+{
+    printf(
+"usage: %s MOUNTPOINT [options] --vm NAME=SPEC [--vm NAME=SPEC ...]\n"
+"\n"
+"Shows virtual-machine memory as files: MOUNTPOINT/NAME/{pmem,pmem.raw,\n"
+"info.json,memmap} for each VM.\n"
+"\n"
+"VM specs:\n"
+"    file:PATH              a memory dump: raw or padded raw image, ELF core\n"
+"                           (QEMU dump-guest-memory, virsh dump --memory-only),\n"
+"                           LiME, or kdump-compressed (zlib, lzo, snappy);\n"
+"                           the format is detected from the content\n"
+"\n"
+"vmemfs options:\n"
+"    --vm NAME=SPEC         add a VM (repeatable); NAME: 1-64 of [A-Za-z0-9._-]\n"
+"    --cache-mb=N           page cache for slow sources, per VM (default 64)\n"
+"    --cache-ttl-ms=N       validity of cached frames of live sources (default 1000)\n"
+"    -o ro                  read-only (the default)\n"
+"    -o rw                  allow writes to guest memory where a driver can\n"
+"    -o allow_other         let other users read the files (mode 0444;\n"
+"                           default: only the mounting user)\n"
+"    -f                     stay in the foreground (default: daemonise)\n"
+"    -d                     debug output (implies -f)\n"
+"    -s                     single-threaded (for debugging)\n"
+"    -h, --help             this text;  -V, --version  the version\n"
+"\n"
+"Drivers built in: %s\n"
+"Unmount with: fusermount3 -u MOUNTPOINT\n", prog, vmem_driver_names());
+    printf("\nlibfuse options:\n");
+    fuse_lowlevel_help();
+}
+
+/* st_dev of the mount, from mountinfo: reading it does not enter our own
+ * file system, which has no thread serving it yet. */
+static void find_bdi(struct vmemfs *fs)
+{
+    char real[PATH_MAX];
+    if (!realpath(fs->mountpoint, real))
+        return;
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        unsigned id, parent, maj, min;
+        char root[PATH_MAX], mnt[PATH_MAX];
+        if (sscanf(line, "%u %u %u:%u %4095s %4095s", &id, &parent, &maj, &min,
+                   root, mnt) != 6)
+            continue;
+        if (strcmp(mnt, real) == 0 && strstr(line, " - fuse")) {
+            snprintf(fs->bdi_path, sizeof fs->bdi_path,
+                     "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+        }
+    }
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct cmdline cmd = {.cache_mb = 64, .cache_ttl_ms = 1000};
+    if (fuse_opt_parse(&args, &cmd, cmd_opts, cmd_proc) != 0 || cmd.bad)
+        return 2;
+    if (cmd.help) {
+        usage(argv[0]);
+        return 0;
+    }
+    if (cmd.version) {
+        printf("vmemfs 0.1.0 (libfuse %s)\n", fuse_pkgversion());
+        return 0;
+    }
+
+    struct fuse_cmdline_opts fo;
+    if (fuse_parse_cmdline(&args, &fo) != 0)
+        return 2;
+    if (!fo.mountpoint) {
+        fprintf(stderr, "vmemfs: no mount point given (see --help)\n");
+        return 2;
+    }
+    if (cmd.nspecs == 0) {
+        fprintf(stderr, "vmemfs: no VM given: add --vm NAME=SPEC (see --help)\n");
+        return 2;
+    }
+    vmem_log_init(fo.debug);
+    if (vmem_guard_init() != 0) {
+        fprintf(stderr, "vmemfs: cannot install the SIGBUS handler\n");
+        return 1;
+    }
+
+    static struct vmemfs fs;
+    pthread_rwlock_init(&fs.lock, NULL);
+    fs.opt.writable = cmd.writable;
+    fs.opt.allow_other = cmd.allow_other;
+    fs.opt.foreground = fo.foreground;
+    fs.opt.debug = fo.debug;
+    fs.mountpoint = fo.mountpoint;
+    fs.started = time(NULL);
+
+    struct vm_options vo;
+    vm_options_default(&vo);
+    vo.cache_pages = (size_t)cmd.cache_mb * 256;
+    vo.cache_ttl_ns = (uint64_t)cmd.cache_ttl_ms * 1000000ull;
+    vo.writable = cmd.writable;
+
+    int status = 1;
+    for (int i = 0; i < cmd.nspecs; i++) {
+        char *eq = strchr(cmd.vm_specs[i], '=');
+        if (!eq) {
+            fprintf(stderr, "vmemfs: --vm %s: expected NAME=SPEC, e.g. "
+                    "--vm web1=file:/cases/web1.elf\n", cmd.vm_specs[i]);
+            goto out;
+        }
+        *eq = 0;
+        char err[512];
+        struct vm *vm = vm_open(cmd.vm_specs[i], eq + 1, &vo, err, sizeof err);
+        if (!vm) {
+            fprintf(stderr, "vmemfs: %s\n", err);
+            goto out;
+        }
+        if (vmemfs_add_vm(&fs, vm) != 0) {
+            fprintf(stderr, "vmemfs: VM name '%s' given twice\n", vm_name(vm));
+            vm_put(vm);
+            goto out;
+        }
+    }
+
+    /* Read-only unless asked; allow_other gets permission checks by the
+     * kernel against our modes. */
+    fuse_opt_add_arg(&args, cmd.writable ? "-orw" : "-oro");
+    fuse_opt_add_arg(&args, "-ofsname=vmemfs,subtype=vmemfs");
+    if (cmd.allow_other)
+        fuse_opt_add_arg(&args, "-odefault_permissions");
+
+    struct fuse_session *se = fuse_session_new(&args, &vmemfs_ops,
+                                               sizeof vmemfs_ops, &fs);
+    if (!se)
+        goto out;
+    if (fuse_set_signal_handlers(se) != 0)
+        goto out_session;
+    if (fuse_session_mount(se, fo.mountpoint) != 0)
+        goto out_signals;
+    find_bdi(&fs);
+    if (fuse_daemonize(fo.foreground) != 0)
+        goto out_unmount;
+    if (!fo.foreground)
+        vmem_log_to_syslog();
+
+    if (fo.singlethread) {
+        status = fuse_session_loop(se);
+    } else {
+        struct fuse_loop_config *lc = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(lc, fo.clone_fd);
+        fuse_loop_cfg_set_max_threads(lc, fo.max_threads ? fo.max_threads : 16);
+        fuse_loop_cfg_set_idle_threads(lc, fo.max_idle_threads != UINT_MAX
+                                           ? fo.max_idle_threads : 8);
+        status = fuse_session_loop_mt(se, lc);
+        fuse_loop_cfg_destroy(lc);
+    }
+    status = status ? 1 : 0;
+out_unmount:
+    fuse_session_unmount(se);
+out_signals:
+    fuse_remove_signal_handlers(se);
+out_session:
+    fuse_session_destroy(se);
+out:
+    for (size_t i = 0; i < fs.nslots; i++)
+        if (fs.slots[i])
+            vm_put(fs.slots[i]);
+    for (int i = 0; i < cmd.nspecs; i++)
+        free(cmd.vm_specs[i]);
+    free(fo.mountpoint);
+    fuse_opt_free_args(&args);
+    return status;
+}

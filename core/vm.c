@@ -28,6 +28,7 @@
 #include "core/cache.h"
 #include "core/guard.h"
 #include "core/log.h"
+#include "core/paging.h"
 #include "core/ranges.h"
 #include "drivers/drivers.h"
 
@@ -428,7 +429,7 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
     size_t planned = plan_read(vm, gpa, len, mode, p);
     if (planned == 0) {
         free(p);
-        return -EIO;                    /* strict read starting in a hole */
+        return -ENOENT;                 /* strict read starting in a hole */
     }
     /* Scratch: frame slots first; a tail area for compaction after. */
     size_t slot_bytes = (size_t)p->nslots * VMEM_PAGE_SIZE;
@@ -466,6 +467,10 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
                         vmem_log_ratelimited(vm, LOG_ERR,
                             "read: VM '%s', gpa 0x%" PRIx64 ": %s", vm->name, at,
                             strerror(-st));
+                    if (done == 0) {
+                        free(p);
+                        return st;
+                    }
                     break;
                 }
                 if (st != -ENOENT) {
@@ -514,8 +519,6 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
         done += pc->len;
     }
     free(p);
-    if (done == 0)
-        return -EIO;
     stream_update(vm, stream, gpa, done);
     return (ssize_t)done;
 }
@@ -541,6 +544,20 @@ ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
         total += (size_t)got;
     }
     return (ssize_t)total;
+}
+
+static int phys_reader_read(void *ctx, uint64_t gpa, void *buf, size_t len)
+{
+    ssize_t n = vm_read_phys(ctx, gpa, buf, len, VM_READ_STRICT);
+    if (n == (ssize_t)len)
+        return 0;
+    return n >= 0 ? -ENOENT : (int)n;
+}
+
+void vm_phys_reader(struct vm *vm, struct vmem_phys_reader *out)
+{
+    out->read = phys_reader_read;
+    out->ctx = vm;
 }
 
 off_t vm_seek_phys(struct vm *vm, off_t off, int whence)
@@ -573,7 +590,7 @@ static const char *kind_name(unsigned kind)
     return kind == VMEM_RANGE_ROM ? "rom" : "ram";
 }
 
-char *vm_info_json(struct vm *vm, size_t *len)
+struct json_object *vm_info(struct vm *vm)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "name", json_object_new_string(vm->name));
@@ -659,7 +676,11 @@ char *vm_info_json(struct vm *vm, size_t *len)
     json_object_object_add(io, "frames_read", json_object_new_int64((int64_t)atomic_load(&vm->frames_read)));
     json_object_object_add(io, "readahead_frames", json_object_new_int64((int64_t)atomic_load(&vm->ra_frames)));
     json_object_object_add(o, "frame_reads", io);
+    return o;
+}
 
+char *vm_json_text(struct json_object *o, size_t *len)
+{
     const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                       JSON_C_TO_STRING_NOSLASHESCAPE);
     size_t n = strlen(s);
@@ -670,6 +691,13 @@ char *vm_info_json(struct vm *vm, size_t *len)
         out[n + 1] = 0;
         *len = n + 1;
     }
+    return out;
+}
+
+char *vm_info_json(struct vm *vm, size_t *len)
+{
+    json_object *o = vm_info(vm);
+    char *out = vm_json_text(o, len);
     json_object_put(o);
     return out;
 }

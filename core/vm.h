@@ -82,8 +82,9 @@ void vm_reply_fini(struct vm_reply *r);
 
 /* Physical read of [gpa, gpa+len) into reply.  Returns the byte count
  * (short at a hole in strict mode, or at the end of the space; 0 at EOF) or
- * -errno: -EIO when the read starts in a hole (strict) or the source failed
- * before the first byte.  Iovecs pointing into driver mappings may fault
+ * -errno: -ENOENT when a strict read starts where the source has no data (a
+ * hole, or a frame the dump left out: the fs answers EIO), -EIO (or another
+ * error) when the source failed before the first byte.  Iovecs pointing into driver mappings may fault
  * (SIGBUS) if the source file shrank: hand them to the kernel (which turns
  * that into EFAULT) or copy them with vmem_guard_copy. */
 ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
@@ -94,12 +95,24 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
 ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
                      enum vm_read_mode mode);
 
+/* A page-table reader (core/paging.h) over this VM's physical memory:
+ * whole reads or -ENOENT (no data there) or -EIO.  ctx is the vm, not
+ * counted: the caller keeps the VM alive while the reader is in use. */
+struct vmem_phys_reader;
+void vm_phys_reader(struct vm *vm, struct vmem_phys_reader *out);
+
 /* lseek SEEK_DATA / SEEK_HOLE on the physical space: the offset, or -ENXIO. */
 off_t vm_seek_phys(struct vm *vm, off_t off, int whence);
 
 /* Drop cached frames now (the guest changed, or the user asked). */
 void vm_flush(struct vm *vm);
 
+/* What info.json says of the VM, as a json-c object (caller puts it), so
+ * that other layers (the guest OS) can add to it; vm_json_text renders one
+ * (malloc'd, pretty, newline-terminated). */
+struct json_object;
+struct json_object *vm_info(struct vm *vm);
+char *vm_json_text(struct json_object *o, size_t *len);
 /* Text of info.json / memmap, malloc'd, NUL-terminated; *len set. */
 char *vm_info_json(struct vm *vm, size_t *len);
 char *vm_memmap_text(struct vm *vm, size_t *len);

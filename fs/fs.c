@@ -466,7 +466,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                                  h->kind == K_PMEM ? VM_READ_STRICT : VM_READ_PAD,
                                  &h->stream, r);
     if (n < 0)
-        fuse_reply_err(req, (int)-n);
+        fuse_reply_err(req, n == -ENOENT ? EIO : (int)-n);  /* a hole: EIO */
     else if (n == 0)
         fuse_reply_buf(req, NULL, 0);
     else

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
       libfuse3-dev fuse3 libcmocka-dev libjson-c-dev liblzma-dev zlib1g-dev
-      liblzo2-dev libsnappy-dev libbpf-dev libelf-dev libvirt-dev libxen-dev
+      liblzo2-dev libsnappy-dev libzstd-dev libbpf-dev libelf-dev libvirt-dev libxen-dev
       qemu-system-x86 qemu-utils busybox-static cpio xz-utils
       socat python3 gcc-multilib"
 

@@ -152,6 +152,16 @@ int vmem_cache_get(struct vmem_cache *c, uint64_t gfn, void *buf)
     return hit;
 }
 
+int vmem_cache_contains(struct vmem_cache *c, uint64_t gfn)
+{
+    struct shard *s = shard_of(c, gfn);
+    pthread_mutex_lock(&s->lock);
+    uint32_t i = lookup(s, gfn);
+    int fresh = i != NIL && !(c->ttl_ns && now_ns() - s->stamp[i] > c->ttl_ns);
+    pthread_mutex_unlock(&s->lock);
+    return fresh;
+}
+
 void vmem_cache_put(struct vmem_cache *c, uint64_t gfn, const void *buf)
 {
     struct shard *s = shard_of(c, gfn);

@@ -27,6 +27,9 @@ void vmem_cache_free(struct vmem_cache *c);
 
 /* Copy frame gfn into buf (4 KiB) if cached and fresh: 1 hit, 0 miss. */
 int vmem_cache_get(struct vmem_cache *c, uint64_t gfn, void *buf);
+/* Is frame gfn cached and fresh?  No copy, not counted in the figures: for
+ * readahead, deciding what not to fetch again. */
+int vmem_cache_contains(struct vmem_cache *c, uint64_t gfn);
 /* Insert or refresh frame gfn from buf (4 KiB), evicting if full. */
 void vmem_cache_put(struct vmem_cache *c, uint64_t gfn, const void *buf);
 /* Drop every entry (the guest resumed, or the user asked). */

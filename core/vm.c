@@ -337,11 +337,8 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
     if (vm->cache && stream && nmiss && stream->ra_pages) {
         nra = plan_readahead(vm, req_end, stream->ra_pages, gfns + nmiss);
         unsigned kept = 0;
-        uint8_t tmp[VMEM_PAGE_SIZE];
         for (unsigned k = 0; k < nra; k++) {
-            /* Skip frames already cached (a peek costs one 4 KiB copy,
-             * far less than a decompression or a remote read). */
-            if (vmem_cache_get(vm->cache, gfns[nmiss + k], tmp))
+            if (vmem_cache_contains(vm->cache, gfns[nmiss + k]))
                 continue;
             gfns[nmiss + kept++] = gfns[nmiss + k];
         }

@@ -37,8 +37,10 @@ static void test_hit_miss(void **state)
     struct vmem_cache *c = vmem_cache_new(64, 0);
     uint8_t in[VMEM_PAGE_SIZE], out[VMEM_PAGE_SIZE];
     assert_int_equal(vmem_cache_get(c, 7, out), 0);
+    assert_int_equal(vmem_cache_contains(c, 7), 0);
     fill(in, 7);
     vmem_cache_put(c, 7, in);
+    assert_int_equal(vmem_cache_contains(c, 7), 1);
     assert_int_equal(vmem_cache_get(c, 7, out), 1);
     assert_true(check(out, 7));
     /* Refresh replaces the contents. */

@@ -18,6 +18,7 @@
 #ifndef VMEMFS_CORE_DRIVER_H
 #define VMEMFS_CORE_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -106,6 +107,12 @@ struct vmem_driver_ops {
     /* Stop / restart the guest, optional (live sources only). */
     int (*pause)(void *drv);
     int (*resume)(void *drv);
+
+    /* Has the source gone for good (the VM exited, the hypervisor dropped
+     * it)?  Optional: live drivers answer from what they already know (a
+     * closed monitor connection, a dead pid), without blocking.  The mount
+     * then removes the VM's directory; open files keep failing with EIO. */
+    bool (*gone)(void *drv);
 
     /* Add driver facts (source path, format, ...) to the info.json object
      * `out`, optional. */

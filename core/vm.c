@@ -181,6 +181,29 @@ void vm_flush(struct vm *vm)
         vmem_cache_flush(vm->cache);
 }
 
+bool vm_gone(struct vm *vm)
+{
+    return vm->drv.ops->gone && vm->drv.ops->gone(vm->drv.priv);
+}
+
+int vm_pause(struct vm *vm)
+{
+    if (!vm->drv.ops->pause)
+        return -ENOTSUP;
+    return vm->drv.ops->pause(vm->drv.priv);
+}
+
+int vm_resume(struct vm *vm)
+{
+    if (!vm->drv.ops->resume)
+        return -ENOTSUP;
+    int rc = vm->drv.ops->resume(vm->drv.priv);
+    /* The guest ran: nothing cached from before may be served again. */
+    if (rc == 0)
+        vm_flush(vm);
+    return rc;
+}
+
 /* ---- the read path ---------------------------------------------------- */
 
 void vm_reply_init(struct vm_reply *r)
@@ -406,28 +429,15 @@ static void stream_update(struct vm *vm, struct vm_stream *stream, uint64_t gpa,
     stream->next_gpa = gpa + got;
 }
 
-ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
-                         enum vm_read_mode mode, struct vm_stream *stream,
-                         struct vm_reply *reply)
+/* Steps 2 and 3 for a plan of `planned` bytes starting at `base` (a gpa,
+ * or for virtual reads (virt) a gva: only for messages). */
+static ssize_t execute_plan(struct vm *vm, struct plan *p, uint64_t base,
+                            size_t planned, enum vm_read_mode mode,
+                            struct vm_stream *stream, uint64_t ra_from,
+                            bool virt, struct vm_reply *reply)
 {
-    reply->niov = 0;
-    reply->len = 0;
-    reply->scratch_used = 0;
-    if (gpa >= vm->phys_size)
-        return 0;
-    if (len > VM_READ_MAX)
-        len = VM_READ_MAX;
-    if (len > vm->phys_size - gpa)
-        len = (size_t)(vm->phys_size - gpa);
-
-    struct plan *p = malloc(sizeof *p);
-    if (!p)
-        return -ENOMEM;
-    size_t planned = plan_read(vm, gpa, len, mode, p);
-    if (planned == 0) {
-        free(p);
-        return -ENOENT;                 /* strict read starting in a hole */
-    }
+    uint64_t gpa = base;
+    const char *space = virt ? "gva" : "gpa";
     /* Scratch: frame slots first; a tail area for compaction after. */
     size_t slot_bytes = (size_t)p->nslots * VMEM_PAGE_SIZE;
     if (reply_reserve(reply, slot_bytes + planned) < 0) {
@@ -435,7 +445,7 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
         return -ENOMEM;
     }
     if (p->nslots) {
-        int rc = fetch_frames(vm, p, reply->scratch, stream, gpa + planned);
+        int rc = fetch_frames(vm, p, reply->scratch, stream, ra_from);
         if (rc < 0) {
             vmem_log_ratelimited(vm, LOG_ERR,
                 "read_frames failed: VM '%s', gpa 0x%" PRIx64 "+0x%zx: %s",
@@ -462,7 +472,7 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
                 if (mode == VM_READ_STRICT) {
                     if (st != -ENOENT)
                         vmem_log_ratelimited(vm, LOG_ERR,
-                            "read: VM '%s', gpa 0x%" PRIx64 ": %s", vm->name, at,
+                            "read: VM '%s', %s 0x%" PRIx64 ": %s", vm->name, space, at,
                             strerror(-st));
                     if (done == 0) {
                         free(p);
@@ -472,7 +482,7 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
                 }
                 if (st != -ENOENT) {
                     vmem_log_ratelimited(vm, LOG_ERR,
-                        "read: VM '%s', gpa 0x%" PRIx64 ": %s", vm->name, at,
+                        "read: VM '%s', %s 0x%" PRIx64 ": %s", vm->name, space, at,
                         strerror(-st));
                     free(p);
                     return st;
@@ -516,8 +526,111 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
         done += pc->len;
     }
     free(p);
-    stream_update(vm, stream, gpa, done);
+    if (stream)
+        stream_update(vm, stream, gpa, done);
     return (ssize_t)done;
+}
+
+ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
+                         enum vm_read_mode mode, struct vm_stream *stream,
+                         struct vm_reply *reply)
+{
+    reply->niov = 0;
+    reply->len = 0;
+    reply->scratch_used = 0;
+    if (gpa >= vm->phys_size)
+        return 0;
+    if (len > VM_READ_MAX)
+        len = VM_READ_MAX;
+    if (len > vm->phys_size - gpa)
+        len = (size_t)(vm->phys_size - gpa);
+
+    struct plan *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    size_t planned = plan_read(vm, gpa, len, mode, p);
+    if (planned == 0) {
+        free(p);
+        return -ENOENT;                 /* strict read starting in a hole */
+    }
+    return execute_plan(vm, p, gpa, planned, mode, stream, gpa + planned, false,
+                        reply);
+}
+
+/* Plan a virtual read: pages translated in one batch, then each page is a
+ * piece of the physical plan.  Unmapped pages, and pages mapped to no
+ * memory the source holds (device memory, or a hostile entry), read as
+ * zeros. */
+static int plan_virt(struct vm *vm, struct vmem_as *as, uint64_t va, size_t len,
+                     struct plan *p)
+{
+    uint64_t first = va & VMEM_PAGE_MASK;
+    size_t npages = (size_t)(((va + len - 1) >> VMEM_PAGE_SHIFT) -
+                             (va >> VMEM_PAGE_SHIFT) + 1);
+    uint64_t gpas[VM_MAX_SLOTS];
+    int rc = vmem_as_translate_range(as, first, npages, gpas);
+    if (rc < 0 && rc != -EFAULT && rc != -ENOENT)
+        return rc;
+    void *(*map)(void *, uint64_t, size_t) = vm->drv.ops->map;
+    p->npieces = 0;
+    p->nslots = 0;
+    uint64_t pos = va, end = va + len;
+    for (size_t i = 0; i < npages; i++) {
+        size_t in_page = pos & (VMEM_PAGE_SIZE - 1);
+        size_t take = VMEM_PAGE_SIZE - in_page;
+        if (take > end - pos)
+            take = (size_t)(end - pos);
+        uint64_t gpa = gpas[i] == VMEM_GPA_NONE ? 0 : gpas[i] + in_page;
+        struct piece *last = p->npieces ? &p->piece[p->npieces - 1] : NULL;
+        if (gpas[i] == VMEM_GPA_NONE ||
+            !vmem_ranges_find(vm->ranges, vm->nranges, gpa)) {
+            if (last && last->kind == PIECE_ZERO)
+                last->len += take;
+            else
+                plan_add(p, (struct piece){.kind = PIECE_ZERO, .len = take});
+        } else {
+            const uint8_t *ptr = map ? map(vm->drv.priv, gpa, take) : NULL;
+            if (ptr) {
+                if (last && last->kind == PIECE_MAP && last->ptr + last->len == ptr)
+                    last->len += take;
+                else
+                    plan_add(p, (struct piece){.kind = PIECE_MAP, .ptr = ptr,
+                                               .len = take});
+            } else {
+                unsigned s = p->nslots++;
+                p->slot[s] = (struct frame_slot){.gfn = gpa >> VMEM_PAGE_SHIFT,
+                                                 .status = 1};
+                plan_add(p, (struct piece){.kind = PIECE_FRAME, .slot = s,
+                                           .in_frame = in_page, .len = take});
+            }
+        }
+        pos += take;
+    }
+    return 0;
+}
+
+ssize_t vm_read_virt_iov(struct vm *vm, struct vmem_as *as, uint64_t va,
+                         size_t len, struct vm_reply *reply)
+{
+    reply->niov = 0;
+    reply->len = 0;
+    reply->scratch_used = 0;
+    if (len == 0)
+        return 0;
+    if (len > VM_READ_MAX)
+        len = VM_READ_MAX;
+    struct plan *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    int rc = plan_virt(vm, as, va, len, p);
+    if (rc < 0) {
+        vmem_log_ratelimited(vm, LOG_ERR, "read: VM '%s', gva 0x%" PRIx64
+                             ": page-table read failed: %s", vm->name, va,
+                             strerror(-rc));
+        free(p);
+        return rc;
+    }
+    return execute_plan(vm, p, va, len, VM_READ_PAD, NULL, 0, true, reply);
 }
 
 ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
@@ -571,6 +684,25 @@ off_t vm_seek_phys(struct vm *vm, off_t off, int whence)
     else
         return -EINVAL;
     return r < 0 ? -ENXIO : (off_t)r;
+}
+
+int vm_vcpu_count(struct vm *vm)
+{
+    if (!vm->drv.ops->vcpu_count || !vm->drv.ops->vcpu_state)
+        return 0;
+    int n = vm->drv.ops->vcpu_count(vm->drv.priv);
+    return n > 0 ? n : 0;
+}
+
+int vm_vcpu_state(struct vm *vm, unsigned cpu, struct vmem_vcpu *out)
+{
+    if (!vm->drv.ops->vcpu_count || !vm->drv.ops->vcpu_state)
+        return -ENOTSUP;
+    int n = vm->drv.ops->vcpu_count(vm->drv.priv);
+    if (n <= 0 || cpu >= (unsigned)n)
+        return -EINVAL;
+    memset(out, 0, sizeof *out);
+    return vm->drv.ops->vcpu_state(vm->drv.priv, cpu, out);
 }
 
 /* ---- text files --------------------------------------------------------- */

@@ -90,6 +90,13 @@ void vm_reply_fini(struct vm_reply *r);
 ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
                          enum vm_read_mode mode, struct vm_stream *stream,
                          struct vm_reply *reply);
+/* Virtual read of [va, va+len) in address space `as` (core/paging.h; va as
+ * paging.h defines it): unmapped pages read as zeros, as do pages mapped to
+ * memory the source lacks.  The byte count, or -errno when a page table or
+ * a frame could not be read (the source failed). */
+struct vmem_as;
+ssize_t vm_read_virt_iov(struct vm *vm, struct vmem_as *as, uint64_t va,
+                         size_t len, struct vm_reply *reply);
 /* The same into a plain buffer (guarded copy).  For core's own readers
  * (page tables, kernel structures). */
 ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
@@ -106,6 +113,20 @@ off_t vm_seek_phys(struct vm *vm, off_t off, int whence);
 
 /* Drop cached frames now (the guest changed, or the user asked). */
 void vm_flush(struct vm *vm);
+/* Has a live source gone for good (see vmem_driver_ops.gone)? */
+bool vm_gone(struct vm *vm);
+/* Stop / restart the guest (live sources): 0, -ENOTSUP for a dump, or the
+ * driver's error.  A resume also flushes. */
+int vm_pause(struct vm *vm);
+int vm_resume(struct vm *vm);
+
+/* The source's vCPUs (dumps: the ELF/kdump notes; live sources: the
+ * hypervisor).  vm_vcpu_count: how many, 0 when the source knows none.
+ * vm_vcpu_state: 0 with *out filled (its `valid` bits say what is known),
+ * -ENOTSUP when the source has no vCPU state, -EINVAL for a bad cpu, or the
+ * driver's -errno. */
+int vm_vcpu_count(struct vm *vm);
+int vm_vcpu_state(struct vm *vm, unsigned cpu, struct vmem_vcpu *out);
 
 /* What info.json says of the VM, as a json-c object (caller puts it), so
  * that other layers (the guest OS) can add to it; vm_json_text renders one

@@ -1,18 +1,25 @@
 /*
  * fs.c - libfuse low-level operations for the vmemfs tree:
  *
- *   /<vm>/pmem       strict physical view (direct_io: a short read at a
- *                    hole must reach the reader as such, not as EOF)
- *   /<vm>/pmem.raw   padded physical view (kernel page cache kept for
- *                    immutable sources: a second read costs no FUSE trip)
- *   /<vm>/info.json  what vmemfs knows, generated at open (a snapshot)
- *   /<vm>/memmap     the ranges, /proc/iomem style
+ *   /<vm>/pmem             strict physical view (direct_io: a short read at a
+ *                          hole must reach the reader as such, not as EOF)
+ *   /<vm>/pmem.raw         padded physical view (the kernel page cache is kept
+ *                          for immutable sources: a second read costs no trip)
+ *   /<vm>/info.json        what vmemfs knows, generated at open (a snapshot)
+ *   /<vm>/memmap           the ranges, /proc/iomem style
+ *   /<vm>/control          write "pause", "resume" or "flush"
+ *   /<vm>/proc/<pid>/vmem  a process's virtual address space (zeros where
+ *                          unmapped; SEEK_DATA/SEEK_HOLE find the mappings)
+ *   /<vm>/proc/<pid>/maps, status
+ *   /<vm>/kernel/vmem      the kernel's virtual address space
+ *
+ * proc/ and kernel/ exist only when core recognised the guest OS.
  */
 #include "fs/fs.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
+#include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/paging.h"
 
 enum file_kind {
     K_NONE = 0,
@@ -28,18 +36,42 @@ enum file_kind {
     K_PMEM_RAW,
     K_INFO,
     K_MEMMAP,
+    K_CONTROL,
+    K_PROCDIR,
+    K_KERNELDIR,
+    K_KERNEL_VMEM,
+    K_PIDDIR,
+    K_PID_VMEM,
+    K_PID_MAPS,
+    K_PID_STATUS,
 };
 
-static const struct {
+struct dirent_spec {
     const char *name;
     enum file_kind kind;
-} vm_dir_entries[] = {
-    {"pmem", K_PMEM},
-    {"pmem.raw", K_PMEM_RAW},
-    {"info.json", K_INFO},
-    {"memmap", K_MEMMAP},
+    bool needs_os;
 };
-#define N_VM_ENTRIES (sizeof vm_dir_entries / sizeof vm_dir_entries[0])
+
+static const struct dirent_spec vm_dir_entries[] = {
+    {"pmem", K_PMEM, false},
+    {"pmem.raw", K_PMEM_RAW, false},
+    {"info.json", K_INFO, false},
+    {"memmap", K_MEMMAP, false},
+    {"control", K_CONTROL, false},
+    {"proc", K_PROCDIR, true},
+    {"kernel", K_KERNELDIR, true},
+};
+static const struct dirent_spec pid_dir_entries[] = {
+    {"vmem", K_PID_VMEM, false},
+    {"maps", K_PID_MAPS, false},
+    {"status", K_PID_STATUS, false},
+};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool is_dir(enum file_kind k)
+{
+    return k == K_VMDIR || k == K_PROCDIR || k == K_KERNELDIR || k == K_PIDDIR;
+}
 
 static inline fuse_ino_t make_ino(size_t slot, enum file_kind kind, uint32_t pid)
 {
@@ -50,36 +82,77 @@ static inline enum file_kind ino_kind(fuse_ino_t ino)
 {
     return (enum file_kind)((ino >> 32) & 0xff);
 }
+static inline uint32_t ino_pid(fuse_ino_t ino) { return (uint32_t)ino; }
 
 static struct vmemfs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
 
+/* ---- VMs in the mount ---------------------------------------------------- */
+
+struct fs_vm *fs_vm_new(struct vmemfs *fs, struct vm *vm)
+{
+    struct fs_vm *fv = calloc(1, sizeof *fv);
+    if (!fv) {
+        vm_put(vm);
+        return NULL;
+    }
+    atomic_init(&fv->refs, 1);
+    fv->vm = vm;
+    fv->os = linux_os_open(vm, &fs->opt.linux_opt, fv->os_why, sizeof fv->os_why);
+    if (fv->os) {
+        struct linux_tasks *t = linux_os_tasks(fv->os);
+        vmem_log(LOG_INFO, "VM '%s': Linux guest, %zu processes%s", vm_name(vm),
+                 t ? t->n : 0, t && t->truncated ? " (task list cut short)" : "");
+        if (t)
+            linux_tasks_put(fv->os, t);
+    } else {
+        vmem_log(LOG_NOTICE, "VM '%s': no proc/: %s", vm_name(vm), fv->os_why);
+    }
+    return fv;
+}
+
+static struct fs_vm *fs_vm_get(struct fs_vm *fv)
+{
+    atomic_fetch_add(&fv->refs, 1);
+    return fv;
+}
+
+void fs_vm_put(struct fs_vm *fv)
+{
+    if (!fv || atomic_fetch_sub(&fv->refs, 1) != 1)
+        return;
+    if (fv->os)
+        linux_os_close(fv->os);
+    vm_put(fv->vm);
+    free(fv);
+}
+
 /* A counted reference to the VM behind an inode, or NULL if it is gone. */
-static struct vm *vm_of_ino(struct vmemfs *fs, fuse_ino_t ino)
+static struct fs_vm *fv_of_ino(struct vmemfs *fs, fuse_ino_t ino)
 {
     if (ino == FUSE_ROOT_ID)
         return NULL;
     size_t slot = ino_slot(ino);
-    struct vm *vm = NULL;
+    struct fs_vm *fv = NULL;
     pthread_rwlock_rdlock(&fs->lock);
     if (slot < fs->nslots && fs->slots[slot])
-        vm = vm_get(fs->slots[slot]);
+        fv = fs_vm_get(fs->slots[slot]);
     pthread_rwlock_unlock(&fs->lock);
-    return vm;
+    return fv;
 }
 
-int vmemfs_add_vm(struct vmemfs *fs, struct vm *vm)
+int vmemfs_add_vm(struct vmemfs *fs, struct fs_vm *fv)
 {
     int rc = -ENOSPC;
     pthread_rwlock_wrlock(&fs->lock);
     for (size_t i = 0; i < fs->nslots; i++) {
-        if (fs->slots[i] && strcmp(vm_name(fs->slots[i]), vm_name(vm)) == 0) {
+        if (fs->slots[i] && strcmp(vm_name(fs->slots[i]->vm), vm_name(fv->vm)) == 0) {
             rc = -EEXIST;
             goto out;
         }
     }
     for (size_t i = 0; i < VMEMFS_MAX_VMS; i++) {
         if (!fs->slots[i]) {
-            fs->slots[i] = vm;
+            fs->slots[i] = fv;
             fs->generation[i]++;
             if (i >= fs->nslots)
                 fs->nslots = i + 1;
@@ -92,21 +165,95 @@ out:
     return rc;
 }
 
-/* ---- attributes ---------------------------------------------------------- */
-
-static double attr_timeout(struct vm *vm)
+int vmemfs_remove_vm(struct vmemfs *fs, const char *name)
 {
-    return vm && vm_immutable(vm) ? 3600.0 : 1.0;
+    struct fs_vm *gone = NULL;
+    size_t slot = 0;
+    pthread_rwlock_wrlock(&fs->lock);
+    for (size_t i = 0; i < fs->nslots; i++) {
+        if (fs->slots[i] && strcmp(vm_name(fs->slots[i]->vm), name) == 0) {
+            gone = fs->slots[i];
+            fs->slots[i] = NULL;
+            fs->generation[i]++;
+            slot = i;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&fs->lock);
+    if (!gone)
+        return -ENOENT;
+    /* Tell the kernel the directory is gone, so cached lookups do not keep
+     * answering for it. */
+    if (fs->se)
+        fuse_lowlevel_notify_delete(fs->se, FUSE_ROOT_ID, make_ino(slot, K_VMDIR, 0),
+                                    name, strlen(name));
+    fs_vm_put(gone);
+    return 0;
 }
 
-static size_t text_of(struct vm *vm, enum file_kind kind, char **out)
+/* ---- sizes and attributes --------------------------------------------- */
+
+static uint64_t user_space_size(enum vmem_paging_mode m)
 {
-    size_t len = 0;
-    *out = kind == K_INFO ? vm_info_json(vm, &len) : vm_memmap_text(vm, &len);
-    return *out ? len : 0;
+    switch (m) {
+    case VMEM_PAGING_X86_64_5L: return 1ull << 56;
+    case VMEM_PAGING_X86_64_4L: return 1ull << 47;
+    default: return 1ull << 32;
+    }
 }
 
-static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct vm *vm,
+static uint64_t kernel_space_size(enum vmem_paging_mode m)
+{
+    switch (m) {
+    case VMEM_PAGING_X86_64_5L: return 1ull << 57;
+    case VMEM_PAGING_X86_64_4L: return 1ull << 48;
+    default: return 1ull << 32;
+    }
+}
+
+static double attr_timeout(struct fs_vm *fv)
+{
+    return fv && vm_immutable(fv->vm) ? 3600.0 : 1.0;
+}
+
+static char *info_text(struct fs_vm *fv, size_t *len)
+{
+    struct json_object *o = vm_info(fv->vm);
+    struct json_object *os = json_object_new_object();
+    if (fv->os) {
+        linux_os_describe(fv->os, os);
+    } else {
+        json_object_object_add(os, "os", NULL);
+        json_object_object_add(os, "why_no_proc", json_object_new_string(fv->os_why));
+    }
+    json_object_object_add(o, "guest", os);
+    char *text = vm_json_text(o, len);
+    json_object_put(o);
+    return text;
+}
+
+static const char control_help[] =
+    "commands: pause resume flush\n"
+    "  pause   stop the guest's vCPUs (live sources)\n"
+    "  resume  start them again; cached frames are dropped\n"
+    "  flush   drop cached frames and the process list now\n";
+
+/* Does the task exist now?  Fills *out (copy) when it does. */
+static bool task_lookup(struct fs_vm *fv, uint32_t pid, struct linux_task *out)
+{
+    if (!fv->os)
+        return false;
+    struct linux_tasks *t = linux_os_tasks(fv->os);
+    if (!t)
+        return false;
+    const struct linux_task *k = linux_tasks_find(t, pid);
+    if (k)
+        *out = *k;
+    linux_tasks_put(fv->os, t);
+    return k != NULL;
+}
+
+static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
                      struct stat *st)
 {
     memset(st, 0, sizeof *st);
@@ -116,41 +263,70 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct vm *vm,
     st->st_atime = st->st_mtime = st->st_ctime = fs->started;
     st->st_blksize = 1 << 20;
     mode_t r = fs->opt.allow_other ? 0444 : 0400;
-    mode_t w = fs->opt.writable ? 0200 : 0;
     mode_t x = fs->opt.allow_other ? 0111 : 0100;
+    mode_t w = fs->opt.writable ? 0200 : 0;
     if (ino == FUSE_ROOT_ID) {
-        st->st_mode = S_IFDIR | r | x;
-        st->st_nlink = 2 + fs->nslots;
-        return 0;
-    }
-    switch (ino_kind(ino)) {
-    case K_VMDIR:
         st->st_mode = S_IFDIR | r | x;
         st->st_nlink = 2;
         return 0;
+    }
+    enum file_kind kind = ino_kind(ino);
+    struct linux_task task = {0};
+    if (kind >= K_PIDDIR && !task_lookup(fv, ino_pid(ino), &task))
+        return -ENOENT;
+    if ((kind == K_PROCDIR || kind == K_KERNELDIR || kind == K_KERNEL_VMEM) && !fv->os)
+        return -ENOENT;
+    if (is_dir(kind)) {
+        st->st_mode = S_IFDIR | r | x;
+        st->st_nlink = 2;
+        return 0;
+    }
+    st->st_mode = S_IFREG | r;
+    st->st_nlink = 1;
+    switch (kind) {
     case K_PMEM:
     case K_PMEM_RAW: {
-        st->st_mode = S_IFREG | r | w;
-        st->st_nlink = 1;
-        st->st_size = (off_t)vm_phys_size(vm);
+        st->st_mode |= w;
+        st->st_size = (off_t)vm_phys_size(fv->vm);
         const struct vmem_range *rg;
         size_t n;
         uint64_t present = 0;
-        vm_ranges(vm, &rg, &n);
+        vm_ranges(fv->vm, &rg, &n);
         for (size_t i = 0; i < n; i++)
             present += rg[i].end - rg[i].start;
         st->st_blocks = (blkcnt_t)(present / 512);   /* du shows RAM, not size */
         return 0;
     }
-    case K_INFO:
-    case K_MEMMAP: {
-        char *text;
-        st->st_mode = S_IFREG | r;
-        st->st_nlink = 1;
-        st->st_size = (off_t)text_of(vm, ino_kind(ino), &text);
-        free(text);
+    case K_INFO: {
+        size_t len = 0;
+        free(info_text(fv, &len));
+        st->st_size = (off_t)len;
         return 0;
     }
+    case K_MEMMAP: {
+        size_t len = 0;
+        free(vm_memmap_text(fv->vm, &len));
+        st->st_size = (off_t)len;
+        return 0;
+    }
+    case K_CONTROL:
+        st->st_mode = S_IFREG | 0600;
+        st->st_size = sizeof control_help - 1;
+        return 0;
+    case K_KERNEL_VMEM:
+        st->st_mode |= w;
+        st->st_size = (off_t)kernel_space_size(linux_os_paging_mode(fv->os));
+        return 0;
+    case K_PID_VMEM:
+        if (task.kernel_thread)
+            return -ENOENT;
+        st->st_mode |= w;
+        st->st_size = (off_t)user_space_size(linux_os_paging_mode(fv->os));
+        return 0;
+    case K_PID_MAPS:
+    case K_PID_STATUS:
+        st->st_size = 0;          /* like /proc: generated when read */
+        return 0;
     default:
         return -ENOENT;
     }
@@ -163,7 +339,23 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     conn->max_write = 1 << 20;
     conn->max_readahead = 1 << 20;
     conn->want |= FUSE_CAP_ASYNC_READ;
-    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;  /* immutable sources stay cached */
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;   /* echo cmd > control */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;     /* immutable sources stay cached */
+}
+
+/* ---- lookup and getattr --------------------------------------------------- */
+
+static bool parse_pid(const char *name, uint32_t *pid)
+{
+    char *end;
+    if (name[0] < '1' || name[0] > '9')
+        return false;
+    unsigned long v = strtoul(name, &end, 10);
+    if (*end || v > UINT32_MAX)
+        return false;
+    *pid = (uint32_t)v;
+    return true;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -175,31 +367,56 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     if (parent == FUSE_ROOT_ID) {
         pthread_rwlock_rdlock(&fs->lock);
         for (size_t i = 0; i < fs->nslots; i++) {
-            if (fs->slots[i] && strcmp(vm_name(fs->slots[i]), name) == 0) {
+            if (fs->slots[i] && strcmp(vm_name(fs->slots[i]->vm), name) == 0) {
                 e.ino = make_ino(i, K_VMDIR, 0);
                 e.generation = fs->generation[i];
                 break;
             }
         }
         pthread_rwlock_unlock(&fs->lock);
-    } else if (ino_kind(parent) == K_VMDIR) {
-        for (size_t k = 0; k < N_VM_ENTRIES; k++)
-            if (strcmp(vm_dir_entries[k].name, name) == 0)
-                e.ino = make_ino(ino_slot(parent), vm_dir_entries[k].kind, 0);
+    } else {
+        size_t slot = ino_slot(parent);
+        uint32_t pid;
+        switch (ino_kind(parent)) {
+        case K_VMDIR:
+            for (size_t k = 0; k < NELEM(vm_dir_entries); k++)
+                if (strcmp(vm_dir_entries[k].name, name) == 0)
+                    e.ino = make_ino(slot, vm_dir_entries[k].kind, 0);
+            break;
+        case K_KERNELDIR:
+            if (strcmp(name, "vmem") == 0)
+                e.ino = make_ino(slot, K_KERNEL_VMEM, 0);
+            break;
+        case K_PROCDIR:
+            if (parse_pid(name, &pid))
+                e.ino = make_ino(slot, K_PIDDIR, pid);
+            break;
+        case K_PIDDIR:
+            for (size_t k = 0; k < NELEM(pid_dir_entries); k++)
+                if (strcmp(pid_dir_entries[k].name, name) == 0)
+                    e.ino = make_ino(slot, pid_dir_entries[k].kind, ino_pid(parent));
+            break;
+        default:
+            fuse_reply_err(req, ENOTDIR);
+            return;
+        }
     }
     if (!e.ino) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    struct vm *vm = vm_of_ino(fs, e.ino);
-    if (!vm || fill_attr(fs, e.ino, vm, &e.attr) < 0) {
-        if (vm)
-            vm_put(vm);
-        fuse_reply_err(req, ENOENT);
+    struct fs_vm *fv = fv_of_ino(fs, e.ino);
+    int rc = fv ? fill_attr(fs, e.ino, fv, &e.attr) : -ENOENT;
+    if (rc < 0) {
+        if (fv)
+            fs_vm_put(fv);
+        fuse_reply_err(req, -rc);
         return;
     }
-    e.attr_timeout = e.entry_timeout = attr_timeout(vm);
-    vm_put(vm);
+    if (!e.generation)
+        e.generation = fs->generation[ino_slot(e.ino)];
+    e.attr_timeout = e.entry_timeout = attr_timeout(fv);
+    fs_vm_put(fv);
     fuse_reply_entry(req, &e);
 }
 
@@ -208,19 +425,34 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     (void)fi;
     struct vmemfs *fs = fs_of(req);
     struct stat st;
-    struct vm *vm = vm_of_ino(fs, ino);
-    if (ino != FUSE_ROOT_ID && !vm) {
+    struct fs_vm *fv = fv_of_ino(fs, ino);
+    if (ino != FUSE_ROOT_ID && !fv) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    int rc = fill_attr(fs, ino, vm, &st);
-    double t = attr_timeout(vm);
-    if (vm)
-        vm_put(vm);
+    int rc = fill_attr(fs, ino, fv, &st);
+    double t = ino == FUSE_ROOT_ID ? 1.0 : attr_timeout(fv);
+    if (fv)
+        fs_vm_put(fv);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_attr(req, &st, ino == FUSE_ROOT_ID ? 1.0 : t);
+        fuse_reply_attr(req, &st, t);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                       int to_set, struct fuse_file_info *fi)
+{
+    (void)attr;
+    /* Only "truncating" control (echo cmd > control without atomic
+     * O_TRUNC) is accepted, and it changes nothing. */
+    if (ino_kind(ino) == K_CONTROL && ino != FUSE_ROOT_ID &&
+        !(to_set & ~(FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME |
+                     FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME))) {
+        op_getattr(req, ino, fi);
+        return;
+    }
+    fuse_reply_err(req, fs_of(req)->opt.writable ? EPERM : EROFS);
 }
 
 /* ---- directories --------------------------------------------------------- */
@@ -253,52 +485,95 @@ static int dir_add(fuse_req_t req, struct dir_handle *d, const char *name,
     return 0;
 }
 
-static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void dir_free(struct dir_handle *d)
 {
-    struct vmemfs *fs = fs_of(req);
-    struct dir_handle *d = calloc(1, sizeof *d);
-    if (!d) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
+    free(d->buf);
+    free(d->ends);
+    free(d);
+}
+
+static int fill_dir(fuse_req_t req, struct vmemfs *fs, fuse_ino_t ino,
+                    struct dir_handle *d)
+{
     int rc = dir_add(req, d, ".", ino, S_IFDIR);
     if (ino == FUSE_ROOT_ID) {
         rc |= dir_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
         pthread_rwlock_rdlock(&fs->lock);
         for (size_t i = 0; i < fs->nslots && rc == 0; i++)
             if (fs->slots[i])
-                rc = dir_add(req, d, vm_name(fs->slots[i]), make_ino(i, K_VMDIR, 0),
-                             S_IFDIR);
+                rc = dir_add(req, d, vm_name(fs->slots[i]->vm),
+                             make_ino(i, K_VMDIR, 0), S_IFDIR);
         pthread_rwlock_unlock(&fs->lock);
-    } else if (ino_kind(ino) == K_VMDIR) {
-        struct vm *vm = vm_of_ino(fs, ino);
-        if (!vm) {
-            free(d->buf);
-            free(d->ends);
-            free(d);
-            fuse_reply_err(req, ENOENT);
-            return;
-        }
-        vm_put(vm);
-        rc |= dir_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
-        for (size_t k = 0; k < N_VM_ENTRIES && rc == 0; k++)
-            rc = dir_add(req, d, vm_dir_entries[k].name,
-                         make_ino(ino_slot(ino), vm_dir_entries[k].kind, 0), S_IFREG);
-    } else {
-        free(d->buf);
-        free(d->ends);
-        free(d);
-        fuse_reply_err(req, ENOTDIR);
-        return;
+        return rc;
     }
-    if (rc) {
-        free(d->buf);
-        free(d->ends);
-        free(d);
+    struct fs_vm *fv = fv_of_ino(fs, ino);
+    if (!fv)
+        return -ENOENT;
+    size_t slot = ino_slot(ino);
+    struct stat st;
+    rc = fill_attr(fs, ino, fv, &st);
+    if (rc == 0 && !S_ISDIR(st.st_mode))
+        rc = -ENOTDIR;
+    rc = rc ? rc : dir_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
+    switch (rc ? K_NONE : ino_kind(ino)) {
+    case K_VMDIR:
+        for (size_t k = 0; k < NELEM(vm_dir_entries) && rc == 0; k++)
+            if (!vm_dir_entries[k].needs_os || fv->os)
+                rc = dir_add(req, d, vm_dir_entries[k].name,
+                             make_ino(slot, vm_dir_entries[k].kind, 0),
+                             is_dir(vm_dir_entries[k].kind) ? S_IFDIR : S_IFREG);
+        break;
+    case K_KERNELDIR:
+        rc = dir_add(req, d, "vmem", make_ino(slot, K_KERNEL_VMEM, 0), S_IFREG);
+        break;
+    case K_PROCDIR: {
+        struct linux_tasks *t = linux_os_tasks(fv->os);
+        for (size_t i = 0; t && i < t->n && rc == 0; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "%" PRIu32, t->task[i].pid);
+            rc = dir_add(req, d, name, make_ino(slot, K_PIDDIR, t->task[i].pid),
+                         S_IFDIR);
+        }
+        if (t)
+            linux_tasks_put(fv->os, t);
+        break;
+    }
+    case K_PIDDIR: {
+        struct linux_task task;
+        if (!task_lookup(fv, ino_pid(ino), &task)) {
+            rc = -ENOENT;
+            break;
+        }
+        for (size_t k = 0; k < NELEM(pid_dir_entries) && rc == 0; k++) {
+            if (pid_dir_entries[k].kind == K_PID_VMEM && task.kernel_thread)
+                continue;           /* kernel threads have no address space */
+            rc = dir_add(req, d, pid_dir_entries[k].name,
+                         make_ino(slot, pid_dir_entries[k].kind, ino_pid(ino)), S_IFREG);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    fs_vm_put(fv);
+    return rc;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct dir_handle *d = calloc(1, sizeof *d);
+    if (!d) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    int rc = fill_dir(req, fs_of(req), ino, d);
+    if (rc) {
+        dir_free(d);
+        fuse_reply_err(req, rc < 0 ? -rc : ENOMEM);
+        return;
+    }
     fi->fh = (uint64_t)(uintptr_t)d;
+    fi->cache_readdir = 0;
     fuse_reply_open(req, fi);
 }
 
@@ -311,7 +586,6 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_buf(req, NULL, 0);
         return;
     }
-    /* Entries are packed back to back; reply whole entries only. */
     size_t end = (size_t)off, limit = (size_t)off + size;
     for (size_t i = 0; i < d->nents; i++) {
         if (d->ends[i] <= (size_t)off)
@@ -326,21 +600,20 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
-    free(d->buf);
-    free(d->ends);
-    free(d);
+    dir_free((struct dir_handle *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
 /* ---- files ---------------------------------------------------------------- */
 
 struct open_file {
-    struct vm *vm;             /* counted reference */
+    struct fs_vm *fv;          /* counted reference */
     enum file_kind kind;
     struct vm_stream stream;   /* readahead state of this open file */
-    char *text;                /* info.json / memmap snapshot */
+    char *text;                /* info.json, memmap, maps, status: a snapshot */
     size_t text_len;
+    struct vmem_as *as;        /* vmem: the address space, own translation cache */
+    uint64_t size;             /* vmem: the file size */
 };
 
 static void raise_readahead(struct vmemfs *fs)
@@ -357,39 +630,61 @@ static void raise_readahead(struct vmemfs *fs)
     }
 }
 
+static bool is_memory(enum file_kind k)
+{
+    return k == K_PMEM || k == K_PMEM_RAW || k == K_KERNEL_VMEM || k == K_PID_VMEM;
+}
+
+static void open_file_free(struct open_file *h)
+{
+    if (h->as)
+        vmem_as_free(h->as);
+    free(h->text);
+    if (h->fv)
+        fs_vm_put(h->fv);
+    free(h);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     struct vmemfs *fs = fs_of(req);
     enum file_kind kind = ino_kind(ino);
-    if (ino == FUSE_ROOT_ID || kind == K_VMDIR) {
+    if (ino == FUSE_ROOT_ID || is_dir(kind)) {
         fuse_reply_err(req, EISDIR);
         return;
     }
-    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-        if (!fs->opt.writable || kind == K_INFO || kind == K_MEMMAP) {
-            fuse_reply_err(req, EROFS);
-            return;
-        }
+    bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+    if (writing && kind != K_CONTROL) {
+        /* Guest memory is written only with -o rw; never the text files. */
+        fuse_reply_err(req, is_memory(kind) ? EROFS : EACCES);
+        return;
     }
-    struct vm *vm = vm_of_ino(fs, ino);
-    if (!vm) {
-        fuse_reply_err(req, ENOENT);
+    struct fs_vm *fv = fv_of_ino(fs, ino);
+    struct stat st;
+    int rc = fv ? fill_attr(fs, ino, fv, &st) : -ENOENT;
+    if (rc < 0) {
+        if (fv)
+            fs_vm_put(fv);
+        fuse_reply_err(req, -rc);
         return;
     }
     struct open_file *h = calloc(1, sizeof *h);
     if (!h) {
-        vm_put(vm);
+        fs_vm_put(fv);
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    h->vm = vm;
+    h->fv = fv;
     h->kind = kind;
+    h->size = (uint64_t)st.st_size;
+    struct linux_task task;
+    struct vmem_phys_reader rd;
     switch (kind) {
     case K_PMEM:
         fi->direct_io = 1;
         break;
     case K_PMEM_RAW:
-        if (vm_immutable(vm)) {
+        if (vm_immutable(fv->vm)) {
             fi->keep_cache = 1;
             raise_readahead(fs);
         } else {
@@ -397,20 +692,62 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         break;
     case K_INFO:
+        h->text = info_text(fv, &h->text_len);
+        fi->direct_io = 1;         /* the size may differ from getattr's */
+        break;
     case K_MEMMAP:
-        h->text_len = text_of(vm, kind, &h->text);
-        if (!h->text) {
-            vm_put(vm);
-            free(h);
+        h->text = vm_memmap_text(fv->vm, &h->text_len);
+        fi->direct_io = 1;
+        break;
+    case K_CONTROL:
+        h->text = strdup(control_help);
+        h->text_len = sizeof control_help - 1;
+        fi->direct_io = 1;
+        break;
+    case K_PID_MAPS:
+    case K_PID_STATUS:
+        if (!task_lookup(fv, ino_pid(ino), &task)) {
+            open_file_free(h);
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        h->text = kind == K_PID_MAPS ? linux_os_maps(fv->os, &task, &h->text_len)
+                                     : linux_os_status(fv->os, &task, &h->text_len);
+        fi->direct_io = 1;
+        break;
+    case K_PID_VMEM:
+    case K_KERNEL_VMEM:
+        vm_phys_reader(fv->vm, &rd);
+        if (kind == K_PID_VMEM) {
+            if (!task_lookup(fv, ino_pid(ino), &task) || task.kernel_thread) {
+                open_file_free(h);
+                fuse_reply_err(req, ENOENT);
+                return;
+            }
+            h->as = vmem_as_new(linux_os_paging_mode(fv->os), task.dtb, &rd);
+        } else {
+            h->as = vmem_as_new(linux_os_paging_mode(fv->os),
+                                linux_os_kernel_dtb(fv->os), &rd);
+        }
+        if (!h->as) {
+            open_file_free(h);
             fuse_reply_err(req, ENOMEM);
             return;
         }
-        fi->direct_io = 1;     /* the size may differ from getattr's */
+        /* Live guests change their mappings: no kernel caching then. */
+        if (vm_immutable(fv->vm))
+            fi->keep_cache = 1;
+        else
+            fi->direct_io = 1;
         break;
     default:
-        vm_put(vm);
-        free(h);
+        open_file_free(h);
         fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (!is_memory(kind) && !h->text) {
+        open_file_free(h);
+        fuse_reply_err(req, ENOMEM);
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)h;
@@ -448,7 +785,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     (void)ino;
     struct open_file *h = (struct open_file *)(uintptr_t)fi->fh;
-    if (h->kind == K_INFO || h->kind == K_MEMMAP) {
+    if (!is_memory(h->kind)) {
         if ((size_t)off >= h->text_len) {
             fuse_reply_buf(req, NULL, 0);
             return;
@@ -462,11 +799,22 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    ssize_t n = vm_read_phys_iov(h->vm, (uint64_t)off, size,
-                                 h->kind == K_PMEM ? VM_READ_STRICT : VM_READ_PAD,
-                                 &h->stream, r);
+    ssize_t n;
+    if (h->as) {
+        if ((uint64_t)off >= h->size) {
+            fuse_reply_buf(req, NULL, 0);
+            return;
+        }
+        if (size > h->size - (uint64_t)off)
+            size = (size_t)(h->size - (uint64_t)off);
+        n = vm_read_virt_iov(h->fv->vm, h->as, (uint64_t)off, size, r);
+    } else {
+        n = vm_read_phys_iov(h->fv->vm, (uint64_t)off, size,
+                             h->kind == K_PMEM ? VM_READ_STRICT : VM_READ_PAD,
+                             &h->stream, r);
+    }
     if (n < 0)
-        fuse_reply_err(req, n == -ENOENT ? EIO : (int)-n);  /* a hole: EIO */
+        fuse_reply_err(req, n == -ENOENT ? EIO : (int)-n);   /* a hole: EIO */
     else if (n == 0)
         fuse_reply_buf(req, NULL, 0);
     else
@@ -475,23 +823,91 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_iov(req, r->iov, r->niov);
 }
 
+static int control_command(struct fs_vm *fv, const char *cmd)
+{
+    if (strcmp(cmd, "flush") == 0) {
+        vm_flush(fv->vm);
+        if (fv->os)
+            linux_os_flush(fv->os);
+        return 0;
+    }
+    if (strcmp(cmd, "pause") == 0)
+        return vm_pause(fv->vm);
+    if (strcmp(cmd, "resume") == 0) {
+        int rc = vm_resume(fv->vm);
+        if (rc == 0 && fv->os)
+            linux_os_flush(fv->os);
+        return rc;
+    }
+    return -EINVAL;
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
                      off_t off, struct fuse_file_info *fi)
 {
-    (void)ino; (void)buf; (void)size; (void)off; (void)fi;
-    /* No driver of this build writes guest memory: the file driver serves
-     * dumps, which are evidence and are never modified. */
-    fuse_reply_err(req, EROFS);
+    (void)ino;
+    (void)off;
+    struct open_file *h = (struct open_file *)(uintptr_t)fi->fh;
+    if (h->kind != K_CONTROL) {
+        /* No driver of this build writes guest memory: dumps are evidence
+         * and are never modified. */
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    char cmd[32];
+    size_t n = size < sizeof cmd - 1 ? size : sizeof cmd - 1;
+    memcpy(cmd, buf, n);
+    cmd[n] = 0;
+    while (n && (cmd[n - 1] == '\n' || cmd[n - 1] == ' '))
+        cmd[--n] = 0;
+    int rc = control_command(h->fv, cmd);
+    if (rc < 0) {
+        vmem_log(LOG_NOTICE, "control: VM '%s': '%s': %s", vm_name(h->fv->vm), cmd,
+                 rc == -EINVAL ? "unknown command (pause, resume, flush)"
+                 : rc == -ENOTSUP ? "not supported by this source" : strerror(-rc));
+        fuse_reply_err(req, -rc);
+        return;
+    }
+    fuse_reply_write(req, size);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    struct open_file *h = (struct open_file *)(uintptr_t)fi->fh;
-    vm_put(h->vm);
-    free(h->text);
-    free(h);
+    open_file_free((struct open_file *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
+}
+
+/* SEEK_DATA/SEEK_HOLE in a virtual address space: the page-table walk
+ * skips empty upper levels.  A walk that runs out of its work budget (a
+ * hostile table mapping everything) answers conservatively, as lseek may:
+ * data where it stopped, or no hole before the end. */
+static off_t seek_virt(struct open_file *h, uint64_t off, int whence)
+{
+    uint64_t pos = off, start, end;
+    for (int rounds = 0; rounds < 64 && pos < h->size; rounds++) {
+        int rc = vmem_as_next_mapped(h->as, pos, h->size, &start, &end);
+        if (rc == -ENXIO)
+            return whence == SEEK_DATA ? -ENXIO : (off_t)pos;
+        if (rc < 0 && rc != -EAGAIN)
+            return rc;
+        bool found = rc == 0 || end > start;
+        if (whence == SEEK_DATA) {
+            if (found)
+                return (off_t)(start > off ? start : off);
+        } else {
+            if (start > (pos & VMEM_PAGE_MASK))
+                return (off_t)pos;          /* pos itself is unmapped */
+            if (rc == 0)
+                return (off_t)(end < h->size ? end : h->size);
+        }
+        if (end <= pos)
+            break;                          /* no progress: stop guessing */
+        pos = end;
+    }
+    if (pos >= h->size)
+        return whence == SEEK_DATA ? -ENXIO : (off_t)h->size;
+    return whence == SEEK_DATA ? (off_t)pos : (off_t)h->size;
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -505,7 +921,9 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     }
     off_t r;
     if (h->kind == K_PMEM || h->kind == K_PMEM_RAW) {
-        r = vm_seek_phys(h->vm, off, whence);
+        r = vm_seek_phys(h->fv->vm, off, whence);
+    } else if (h->as) {
+        r = off < 0 || (uint64_t)off >= h->size ? -ENXIO : seek_virt(h, (uint64_t)off, whence);
     } else if (off < 0 || (size_t)off >= h->text_len) {
         r = -ENXIO;
     } else {
@@ -515,6 +933,36 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
         fuse_reply_err(req, (int)-r);
     else
         fuse_reply_lseek(req, r);
+}
+
+/* The tree is vmemfs's own: nothing can be created, renamed or removed. */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                     mode_t mode, dev_t rdev)
+{
+    (void)parent; (void)name; (void)mode; (void)rdev;
+    fuse_reply_err(req, EPERM);
+}
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    (void)parent; (void)name; (void)mode;
+    fuse_reply_err(req, EPERM);
+}
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    (void)parent; (void)name;
+    fuse_reply_err(req, EPERM);
+}
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+    (void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
+    fuse_reply_err(req, EPERM);
+}
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                      mode_t mode, struct fuse_file_info *fi)
+{
+    (void)parent; (void)name; (void)mode; (void)fi;
+    fuse_reply_err(req, EPERM);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -528,6 +976,7 @@ const struct fuse_lowlevel_ops vmemfs_ops = {
     .init = op_init,
     .lookup = op_lookup,
     .getattr = op_getattr,
+    .setattr = op_setattr,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .releasedir = op_releasedir,
@@ -537,4 +986,10 @@ const struct fuse_lowlevel_ops vmemfs_ops = {
     .release = op_release,
     .lseek = op_lseek,
     .statfs = op_statfs,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_unlink,
+    .rename = op_rename,
+    .create = op_create,
 };

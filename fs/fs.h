@@ -1,23 +1,28 @@
 /*
  * fs.h - the FUSE front end: the file tree users see, inode numbering, file
  * handles, and the libfuse low-level operations.  No memory logic lives
- * here: reads go to core (vm_read_phys_iov and friends).
+ * here: reads go to core (vm_read_phys_iov, vm_read_virt_iov, linux_os_*).
  *
  * Inodes are computed, not allocated: ino = slot << 40 | kind << 32 | pid,
- * where slot is the VM's index in the mount (+1) and kind the file's role.
- * Nothing needs freeing on forget, and a VM that leaves the mount makes its
- * inodes fail cleanly (the slot's generation changes).
+ * where slot is the VM's index in the mount (+1), kind the file's role and
+ * pid the guest process for proc/<pid>/...  Nothing needs freeing on
+ * forget, and a VM that leaves the mount makes its inodes fail cleanly (the
+ * slot's generation changes).
  */
 #ifndef VMEMFS_FS_FS_H
 #define VMEMFS_FS_FS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define FUSE_USE_VERSION 312   /* >= 312 or the MT loop misreads its config */
 #include <fuse_lowlevel.h>
 
+#include "core/linux.h"
 #include "core/vm.h"
 
 #define VMEMFS_MAX_VMS 4096
@@ -26,12 +31,24 @@ struct vmemfs_options {
     bool writable;             /* -o rw */
     bool allow_other;          /* -o allow_other: others may read */
     bool foreground, debug;
+    struct linux_options linux_opt;
+};
+
+/* A VM as the mount holds it: the memory source and, when one was
+ * recognised, its guest OS.  Counted: open files hold a reference, so a VM
+ * removed from the mount stays valid (and fails cleanly) until they close. */
+struct fs_vm {
+    atomic_int refs;
+    struct vm *vm;
+    struct linux_os *os;       /* NULL: no proc/ (os_why says why) */
+    char os_why[256];
 };
 
 struct vmemfs {
     struct vmemfs_options opt;
+    struct fuse_session *se;
     pthread_rwlock_t lock;     /* guards slots */
-    struct vm *slots[VMEMFS_MAX_VMS];
+    struct fs_vm *slots[VMEMFS_MAX_VMS];
     uint32_t generation[VMEMFS_MAX_VMS];
     size_t nslots;
     char *mountpoint;
@@ -39,9 +56,17 @@ struct vmemfs {
     time_t started;
 };
 
+/* Wrap an open VM for the mount: recognises its guest OS (logging what was
+ * found, or why nothing was).  Takes the vm reference.  NULL on ENOMEM. */
+struct fs_vm *fs_vm_new(struct vmemfs *fs, struct vm *vm);
+void fs_vm_put(struct fs_vm *fv);
+
 /* Add a VM to the mount (takes the reference).  0, -EEXIST if the name is
  * taken, -ENOSPC if the mount is full. */
-int vmemfs_add_vm(struct vmemfs *fs, struct vm *vm);
+int vmemfs_add_vm(struct vmemfs *fs, struct fs_vm *fv);
+/* Take a VM out of the mount by name: its directory goes, open files keep
+ * failing cleanly.  0 or -ENOENT. */
+int vmemfs_remove_vm(struct vmemfs *fs, const char *name);
 
 extern const struct fuse_lowlevel_ops vmemfs_ops;
 

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "drivers/drivers.h"
 #include "fs/fs.h"
+#include "fs/watch.h"
 
 #define MAX_SPECS 256
 
@@ -26,6 +27,10 @@ struct cmdline {
     int allow_other;
     unsigned cache_mb;
     unsigned cache_ttl_ms;
+    unsigned tasks_ttl_ms;
+    char *symbols_dir;
+    char *profile;
+    char *qemu_dir;
     int help, version;
     int bad;
 };
@@ -40,6 +45,13 @@ static const struct fuse_opt cmd_opts[] = {
     CMD_OPT("ro", writable, 0),
     CMD_OPT("--cache-mb=%u", cache_mb, 0),
     CMD_OPT("--cache-ttl-ms=%u", cache_ttl_ms, 0),
+    CMD_OPT("--tasks-ttl-ms=%u", tasks_ttl_ms, 0),
+    CMD_OPT("--symbols=%s", symbols_dir, 0),
+    CMD_OPT("--symbols %s", symbols_dir, 0),
+    CMD_OPT("--profile=%s", profile, 0),
+    CMD_OPT("--qemu-dir=%s", qemu_dir, 0),
+    CMD_OPT("--qemu-dir %s", qemu_dir, 0),
+    CMD_OPT("--profile %s", profile, 0),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -88,7 +100,8 @@ static void usage(const char *prog)
 "usage: %s MOUNTPOINT [options] --vm NAME=SPEC [--vm NAME=SPEC ...]\n"
 "\n"
 "Shows virtual-machine memory as files: MOUNTPOINT/NAME/{pmem,pmem.raw,\n"
-"info.json,memmap} for each VM.\n"
+"info.json,memmap,control} for each VM, and for Linux guests whose kernel\n"
+"profile is found, proc/<pid>/{vmem,maps,status} and kernel/vmem.\n"
 "\n"
 "VM specs:\n"
 "    file:PATH              a memory dump: raw or padded raw image, ELF core\n"
@@ -98,8 +111,16 @@ static void usage(const char *prog)
 "\n"
 "vmemfs options:\n"
 "    --vm NAME=SPEC         add a VM (repeatable); NAME: 1-64 of [A-Za-z0-9._-]\n"
+"    --symbols DIR          Volatility 3 symbol files (ISF, .json/.xz/.gz) for\n"
+"                           Linux guests, searched recursively, chosen by the\n"
+"                           kernel banner found in memory (Volatility's own\n"
+"                           symbols directory works as is)\n"
+"    --profile FILE         use this ISF for every Linux guest, banner unchecked\n"
+"    --qemu-dir DIR         every QMP socket in DIR is a VM (web1.qmp -> web1),\n"
+"                           added and removed as sockets appear and go\n"
 "    --cache-mb=N           page cache for slow sources, per VM (default 64)\n"
 "    --cache-ttl-ms=N       validity of cached frames of live sources (default 1000)\n"
+"    --tasks-ttl-ms=N       live guests: re-read the process list after (default 1000)\n"
 "    -o ro                  read-only (the default)\n"
 "    -o rw                  allow writes to guest memory where a driver can\n"
 "    -o allow_other         let other users read the files (mode 0444;\n"
@@ -143,7 +164,7 @@ static void find_bdi(struct vmemfs *fs)
 int main(int argc, char **argv)
 {
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-    struct cmdline cmd = {.cache_mb = 64, .cache_ttl_ms = 1000};
+    struct cmdline cmd = {.cache_mb = 64, .cache_ttl_ms = 1000, .tasks_ttl_ms = 1000};
     if (fuse_opt_parse(&args, &cmd, cmd_opts, cmd_proc) != 0 || cmd.bad)
         return 2;
     if (cmd.help) {
@@ -162,8 +183,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "vmemfs: no mount point given (see --help)\n");
         return 2;
     }
-    if (cmd.nspecs == 0) {
-        fprintf(stderr, "vmemfs: no VM given: add --vm NAME=SPEC (see --help)\n");
+    if (cmd.nspecs == 0 && !cmd.qemu_dir) {
+        fprintf(stderr, "vmemfs: no VM given: add --vm NAME=SPEC or --qemu-dir DIR "
+                "(see --help)\n");
         return 2;
     }
     vmem_log_init(fo.debug);
@@ -180,6 +202,9 @@ int main(int argc, char **argv)
     fs.opt.debug = fo.debug;
     fs.mountpoint = fo.mountpoint;
     fs.started = time(NULL);
+    fs.opt.linux_opt.symbols_dir = cmd.symbols_dir;
+    fs.opt.linux_opt.profile = cmd.profile;
+    fs.opt.linux_opt.tasks_max_age_ns = (uint64_t)cmd.tasks_ttl_ms * 1000000ull;
 
     struct vm_options vo;
     vm_options_default(&vo);
@@ -202,16 +227,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "vmemfs: %s\n", err);
             goto out;
         }
-        if (vmemfs_add_vm(&fs, vm) != 0) {
-            fprintf(stderr, "vmemfs: VM name '%s' given twice\n", vm_name(vm));
-            vm_put(vm);
+        struct fs_vm *fv = fs_vm_new(&fs, vm);
+        if (!fv) {
+            fprintf(stderr, "vmemfs: out of memory\n");
+            goto out;
+        }
+        if (vmemfs_add_vm(&fs, fv) != 0) {
+            fprintf(stderr, "vmemfs: VM name '%s' given twice\n", vm_name(fv->vm));
+            fs_vm_put(fv);
             goto out;
         }
     }
 
-    /* Read-only unless asked; allow_other gets permission checks by the
-     * kernel against our modes. */
-    fuse_opt_add_arg(&args, cmd.writable ? "-orw" : "-oro");
+    /* Not an ro mount even without -o rw: control must stay writable.
+     * open() refuses writes to memory unless -o rw, and the text files
+     * always.  allow_other gets the kernel's checks against our modes. */
     fuse_opt_add_arg(&args, "-ofsname=vmemfs,subtype=vmemfs");
     if (cmd.allow_other)
         fuse_opt_add_arg(&args, "-odefault_permissions");
@@ -222,6 +252,7 @@ int main(int argc, char **argv)
         goto out;
     if (fuse_set_signal_handlers(se) != 0)
         goto out_session;
+    fs.se = se;
     if (fuse_session_mount(se, fo.mountpoint) != 0)
         goto out_signals;
     find_bdi(&fs);
@@ -230,6 +261,12 @@ int main(int argc, char **argv)
     if (!fo.foreground)
         vmem_log_to_syslog();
 
+    /* After daemonising: a thread does not survive fork. */
+    struct vmemfs_watch *watch = vmemfs_watch_start(&fs, cmd.qemu_dir, &vo);
+    if (!watch) {
+        vmem_log(LOG_ERR, "cannot start the VM watcher thread");
+        goto out_unmount;
+    }
     if (fo.singlethread) {
         status = fuse_session_loop(se);
     } else {
@@ -242,6 +279,7 @@ int main(int argc, char **argv)
         fuse_loop_cfg_destroy(lc);
     }
     status = status ? 1 : 0;
+    vmemfs_watch_stop(watch);
 out_unmount:
     fuse_session_unmount(se);
 out_signals:
@@ -251,10 +289,13 @@ out_session:
 out:
     for (size_t i = 0; i < fs.nslots; i++)
         if (fs.slots[i])
-            vm_put(fs.slots[i]);
+            fs_vm_put(fs.slots[i]);
     for (int i = 0; i < cmd.nspecs; i++)
         free(cmd.vm_specs[i]);
     free(fo.mountpoint);
+    free(cmd.symbols_dir);
+    free(cmd.profile);
+    free(cmd.qemu_dir);
     fuse_opt_free_args(&args);
     return status;
 }

@@ -79,8 +79,11 @@ def seek(path, off, whence):
 
 with Mount(vmemfs, vms) as m:
     c.eq(sorted(os.listdir(m.dir)), ["elf", "kd", "lime", "raw"], "mount lists VMs")
-    c.eq(sorted(os.listdir(m.path("elf"))), ["info.json", "memmap", "pmem", "pmem.raw"],
-         "VM directory")
+    c.eq(sorted(os.listdir(m.path("elf"))),
+         ["control", "info.json", "memmap", "pmem", "pmem.raw"], "VM directory")
+    # Root-only unless allow_other.
+    c.eq(oct(os.stat(m.path("elf", "pmem.raw")).st_mode & 0o777), "0o400", "pmem.raw mode 0400")
+    c.eq(oct(os.stat(m.dir).st_mode & 0o777), "0o500", "mount root mode 0500")
     for vm, _ in vms:
         for f in ("pmem", "pmem.raw"):
             c.eq(os.stat(m.path(vm, f)).st_size, size, "%s/%s st_size" % (vm, f))
@@ -135,12 +138,39 @@ with Mount(vmemfs, vms) as m:
     info = json.load(open(m.path("kd", "info.json")))
     c.ok(info["cache"] is not None and info["cache"]["misses"] > 0, "kd info.json cache figures")
     c.ok(m.alive(), "daemon alive after all reads")
-    # Read-only by default.
-    try:
-        os.open(m.path("elf", "pmem"), os.O_WRONLY)
-        c.ok(False, "open for writing refused")
-    except OSError as e:
-        c.eq(e.errno, errno.EROFS, "open for writing refused with EROFS")
+    # Read-only by default; the tree is vmemfs's own.
+    for f, want in (("pmem", errno.EROFS), ("pmem.raw", errno.EROFS),
+                    ("info.json", errno.EACCES), ("memmap", errno.EACCES)):
+        try:
+            os.close(os.open(m.path("elf", f), os.O_WRONLY))
+            c.ok(False, "open %s for writing refused" % f)
+        except OSError as e:
+            c.eq(e.errno, want, "open %s for writing refused" % f)
+    for what, fn in (("create", lambda: open(m.path("elf", "new"), "w")),
+                     ("mkdir", lambda: os.mkdir(m.path("elf", "d"))),
+                     ("unlink", lambda: os.unlink(m.path("elf", "pmem"))),
+                     ("rename", lambda: os.rename(m.path("elf", "pmem"), m.path("elf", "x")))):
+        try:
+            fn()
+            c.ok(False, what + " refused")
+        except OSError as e:
+            c.eq(e.errno, errno.EPERM, what + " refused with EPERM")
+    # control: flush works on any source; pause needs a live one.
+    with open(m.path("kd", "control"), "w") as f:
+        f.write("flush\n")
+    c.ok(True, "control: flush accepted")
+    for cmd, want in (("pause\n", errno.EOPNOTSUPP), ("bogus\n", errno.EINVAL)):
+        try:
+            with open(m.path("kd", "control"), "w") as f:
+                f.write(cmd)
+            c.ok(False, "control: %r refused" % cmd)
+        except OSError as e:
+            c.eq(e.errno, want, "control: %r refused" % cmd.strip())
+    c.ok("pause" in open(m.path("kd", "control")).read(), "control lists its commands")
+    info = json.load(open(m.path("raw", "info.json")))
+    c.ok(info["guest"]["os"] is None and info["guest"]["why_no_proc"],
+         "info.json says why there is no proc/: %r" % info["guest"].get("why_no_proc"))
+    c.ok(not os.path.exists(m.path("raw", "proc")), "no proc/ without a recognised OS")
 
 # ---- bad input: refused before mounting, one clear line naming the file ----
 with open(gen("dump.elf"), "rb") as f:
@@ -189,6 +219,11 @@ for fmt, src in (("elf", "dump.elf"), ("kdump", "dump.kdump")):
         os.unlink(victim)
         c.ok(os.path.exists(m.path("v", "info.json")), fmt + " deleted dump: VM still listed")
         c.ok(m.alive(), fmt + " daemon alive after deletion")
+
+# allow_other: others may read (0444), still nothing writable.
+with Mount(vmemfs, [("elf", "file:" + gen("dump.elf"))], extra=["-o", "allow_other"]) as m:
+    c.eq(oct(os.stat(m.path("elf", "pmem.raw")).st_mode & 0o777), "0o444",
+         "allow_other: pmem.raw mode 0444")
 
 shutil.rmtree(work)
 c.finish()

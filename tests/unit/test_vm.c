@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/guard.h"
+#include "core/paging.h"
 #include "core/vm.h"
 
 #define MEM_SIZE 0x40000u
@@ -271,6 +272,61 @@ static void test_names(void **state)
     assert_null(vm_open("x", "noscheme", &o, err, sizeof err));
 }
 
+/* Virtual reads: a 4-level page table built in the in-memory guest maps
+ * va 0x400000.. page by page: to RAM, to nothing, to a hole in the range
+ * map, to the frame the source lacks, to the frame the source fails. */
+static void put64(struct memdrv *m, uint64_t gpa, uint64_t v)
+{
+    memcpy(m->mem + gpa, &v, 8);
+}
+
+static void test_virtual_read(void **state)
+{
+    (void)state;
+    struct memdrv *m = md_new(1);
+    struct vm *vm = vm_for(m);
+    /* Tables in [0xc000, 0x10000): PML4 0xc000, PDPT 0xd000, PD 0xe000,
+     * PT 0xf000.  va 0x400000 = PML4[0] PDPT[0] PD[2] PT[0..]. */
+    memset(m->mem + 0xc000, 0, 0x4000);
+    put64(m, 0xc000, 0xd000 | 3);
+    put64(m, 0xd000, 0xe000 | 3);
+    put64(m, 0xe000 + 2 * 8, 0xf000 | 3);
+    put64(m, 0xf000 + 0 * 8, 0x11000 | 3);   /* RAM */
+    put64(m, 0xf000 + 1 * 8, 0x12000 | 3);   /* RAM, not contiguous with 0 */
+    /* PT[2] not present */
+    put64(m, 0xf000 + 3 * 8, 0x3000 | 3);    /* a hole in the range map */
+    put64(m, 0xf000 + 4 * 8, (GFN_MISSING << 12) | 3);
+    put64(m, 0xf000 + 5 * 8, 0x10000 | 3);   /* RAM again */
+    put64(m, 0xf000 + 6 * 8, (GFN_FAILING << 12) | 3);
+    struct vmem_phys_reader rd;
+    vm_phys_reader(vm, &rd);
+    struct vmem_as *as = vmem_as_new(VMEM_PAGING_X86_64_4L, 0xc000, &rd);
+    assert_non_null(as);
+    struct vm_reply r;
+    vm_reply_init(&r);
+    static uint8_t buf[0x8000];
+
+    /* Six pages from va 0x400800: unaligned start and end. */
+    assert_int_equal(vm_read_virt_iov(vm, as, 0x400800, 0x5000, &r), 0x5000);
+    gather(&r, buf);
+    assert_memory_equal(buf, m->mem + 0x11800, 0x800);
+    assert_memory_equal(buf + 0x800, m->mem + 0x12000, 0x1000);
+    for (int i = 0x1800; i < 0x4800; i++)           /* unmapped, hole, missing */
+        assert_int_equal(buf[i], 0);
+    assert_memory_equal(buf + 0x4800, m->mem + 0x10000, 0x800);
+    /* The failing frame fails the read. */
+    assert_int_equal(vm_read_virt_iov(vm, as, 0x405000, 0x2000, &r), -EIO);
+    /* Far away, nothing mapped: zeros, and no error. */
+    assert_int_equal(vm_read_virt_iov(vm, as, 0x7f0000000000, 0x3000, &r), 0x3000);
+    gather(&r, buf);
+    for (int i = 0; i < 0x3000; i++)
+        assert_int_equal(buf[i], 0);
+    vm_reply_fini(&r);
+    vmem_as_free(as);
+    vm_put(vm);
+    free(m);
+}
+
 int main(void)
 {
     vmem_guard_init();
@@ -281,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_readahead),
         cmocka_unit_test(test_seek),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_virtual_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

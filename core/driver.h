@@ -122,6 +122,10 @@ struct vmem_driver_ops {
     void (*close)(void *drv);
 };
 
+/* How a source is opened (vmem_driver_open_fn's flags). */
+#define VMEM_OPEN_RW 0x1u   /* -o rw: the driver may hold guest RAM writable
+                               and offer write_frames; without it, never */
+
 /* An open source: the ops and the driver's private state. */
 struct vmem_driver {
     const struct vmem_driver_ops *ops;

@@ -102,7 +102,8 @@ struct vm *vm_open(const char *name, const char *spec,
     }
     struct vmem_driver drv = {0};
     char derr[256] = "";
-    int rc = open_fn(colon + 1, &drv, derr, sizeof derr);
+    int rc = open_fn(colon + 1, opt->writable ? VMEM_OPEN_RW : 0, &drv, derr,
+                     sizeof derr);
     if (rc < 0) {
         snprintf(err, errlen, "VM '%s': %s", name, derr[0] ? derr : strerror(-rc));
         return NULL;
@@ -654,6 +655,91 @@ ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
         total += (size_t)got;
     }
     return (ssize_t)total;
+}
+
+/* ---- writes (-o rw) ---------------------------------------------------- */
+
+bool vm_writable(const struct vm *vm)
+{
+    return vm->opt.writable && vm->drv.ops->write_frames != NULL;
+}
+
+ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
+{
+    if (!vm_writable(vm))
+        return -EROFS;
+    if (len > VM_READ_MAX)
+        len = VM_READ_MAX;
+    size_t done = 0;
+    uint8_t *frame = malloc(VMEM_PAGE_SIZE);
+    if (!frame)
+        return -ENOMEM;
+    int rc = 0;
+    /* Frame by frame: a write is rare next to reads, and a partial frame
+     * needs its current contents first (read-modify-write). */
+    while (done < len) {
+        uint64_t at = gpa + done;
+        const struct vmem_range *r = vmem_ranges_find(vm->ranges, vm->nranges, at);
+        if (!r) {
+            rc = -EIO;              /* no RAM to write to */
+            break;
+        }
+        uint64_t gfn = at >> VMEM_PAGE_SHIFT;
+        size_t in_frame = at & (VMEM_PAGE_SIZE - 1);
+        size_t take = VMEM_PAGE_SIZE - in_frame;
+        if (take > len - done)
+            take = len - done;
+        if (take > r->end - at)
+            take = (size_t)(r->end - at);
+        int st;
+        void *bufs[1] = {frame};
+        if (take != VMEM_PAGE_SIZE) {
+            rc = vm->drv.ops->read_frames(vm->drv.priv, &gfn, bufs, &st, 1);
+            if (rc < 0 || st < 0) {
+                rc = rc < 0 ? rc : st;
+                break;
+            }
+        }
+        memcpy(frame + in_frame, (const uint8_t *)buf + done, take);
+        const void *cbufs[1] = {frame};
+        rc = vm->drv.ops->write_frames(vm->drv.priv, &gfn, cbufs, &st, 1);
+        if (rc < 0 || st < 0) {
+            rc = rc < 0 ? rc : st;
+            break;
+        }
+        if (vm->cache)
+            vmem_cache_put(vm->cache, gfn, frame);
+        done += take;
+    }
+    free(frame);
+    if (rc < 0)
+        vmem_log_ratelimited(vm, LOG_ERR, "write: VM '%s', gpa 0x%" PRIx64 ": %s",
+                             vm->name, gpa + done, strerror(-rc));
+    return done ? (ssize_t)done : rc;
+}
+
+ssize_t vm_write_virt(struct vm *vm, struct vmem_as *as, uint64_t va,
+                      const void *buf, size_t len)
+{
+    if (!vm_writable(vm))
+        return -EROFS;
+    size_t done = 0;
+    while (done < len) {
+        uint64_t gpa;
+        int rc = vmem_as_translate(as, va + done, &gpa, NULL);
+        if (rc < 0)
+            return done ? (ssize_t)done : (rc == -EFAULT ? -EIO : rc);
+        size_t take = VMEM_PAGE_SIZE - ((va + done) & (VMEM_PAGE_SIZE - 1));
+        if (take > len - done)
+            take = len - done;
+        ssize_t n = vm_write_phys(vm, gpa, (const uint8_t *)buf + done, take);
+        if (n < 0)
+            return done ? (ssize_t)done : n;
+        done += (size_t)n;
+        if ((size_t)n < take)
+            break;
+    }
+    return (ssize_t)done;
 }
 
 static int phys_reader_read(void *ctx, uint64_t gpa, void *buf, size_t len)

@@ -102,6 +102,16 @@ ssize_t vm_read_virt_iov(struct vm *vm, struct vmem_as *as, uint64_t va,
 ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
                      enum vm_read_mode mode);
 
+/* Writes, only with -o rw and a driver that writes (vm_writable):
+ * [gpa, gpa+len) or, through address space as, [va, va+len).  The byte
+ * count (short where a hole or an unmapped page stops it), or -EROFS, -EIO
+ * (nothing there to write to), or the driver's error.  At most 1 MiB. */
+struct vmem_as;
+bool vm_writable(const struct vm *vm);
+ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len);
+ssize_t vm_write_virt(struct vm *vm, struct vmem_as *as, uint64_t va,
+                      const void *buf, size_t len);
+
 /* A page-table reader (core/paging.h) over this VM's physical memory:
  * whole reads or -ENOENT (no data there) or -EIO.  ctx is the vm, not
  * counted: the caller keeps the VM alive while the reader is in use. */

@@ -5,11 +5,29 @@
 
 #include <string.h>
 
+#include "drivers/qemu/qemu.h"
+
+/* Dumps are evidence: the file driver never writes, whatever the flags. */
+static int open_file(const char *arg, unsigned flags, struct vmem_driver *out,
+                     char *err, size_t errlen)
+{
+    (void)flags;
+    return file_driver_open(arg, out, err, errlen);
+}
+
+static int open_qemu(const char *arg, unsigned flags, struct vmem_driver *out,
+                     char *err, size_t errlen)
+{
+    return qemu_driver_open_flags(arg, (flags & VMEM_OPEN_RW) ? QEMU_OPEN_RW : 0,
+                                  out, err, errlen);
+}
+
 static const struct {
     const char *scheme;
     vmem_driver_open_fn open;
 } driver_table[] = {
-    {"file", file_driver_open},
+    {"file", open_file},
+    {"qemu", open_qemu},
 };
 
 vmem_driver_open_fn vmem_driver_lookup(const char *scheme)
@@ -22,5 +40,5 @@ vmem_driver_open_fn vmem_driver_lookup(const char *scheme)
 
 const char *vmem_driver_names(void)
 {
-    return "file";
+    return "file qemu";
 }

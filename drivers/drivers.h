@@ -1,6 +1,6 @@
 /*
  * drivers.h - the table of frame-reader drivers, keyed by the scheme of a
- * VM spec ("file:PATH", later "qemu:SOCK", "libvirt:URI/DOM", "xen:DOMID").
+ * VM spec ("file:PATH", "qemu:SOCK"; later "libvirt:URI/DOM", "xen:DOMID").
  * Drivers whose library was missing at build time are simply absent, and a
  * spec naming them gets an error saying so.
  */
@@ -11,12 +11,16 @@
 
 #include "core/driver.h"
 
-/* Open the source `arg` (the spec after "scheme:"): 0 and *out filled, or
- * -errno with one line in err (naming the source and the problem). */
-typedef int (*vmem_driver_open_fn)(const char *arg, struct vmem_driver *out,
-                                   char *err, size_t errlen);
+/* Open the source `arg` (the spec after "scheme:") with VMEM_OPEN_* flags:
+ * 0 and *out filled, or -errno with one line in err (naming the source and
+ * the problem). */
+typedef int (*vmem_driver_open_fn)(const char *arg, unsigned flags,
+                                   struct vmem_driver *out, char *err,
+                                   size_t errlen);
 
 int file_driver_open(const char *path, struct vmem_driver *out, char *err,
+                     size_t errlen);
+int qemu_driver_open(const char *arg, struct vmem_driver *out, char *err,
                      size_t errlen);
 
 /* Look up a scheme; NULL if unknown or not built. */

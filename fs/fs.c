@@ -654,12 +654,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
-    if (writing && kind != K_CONTROL) {
+    if (writing && kind != K_CONTROL && (!is_memory(kind) || !fs->opt.writable)) {
         /* Guest memory is written only with -o rw; never the text files. */
         fuse_reply_err(req, is_memory(kind) ? EROFS : EACCES);
         return;
     }
     struct fs_vm *fv = fv_of_ino(fs, ino);
+    if (fv && writing && is_memory(kind) && !vm_writable(fv->vm)) {
+        fs_vm_put(fv);               /* a dump, or a driver that cannot write */
+        fuse_reply_err(req, EROFS);
+        return;
+    }
     struct stat st;
     int rc = fv ? fill_attr(fs, ino, fv, &st) : -ENOENT;
     if (rc < 0) {
@@ -684,7 +689,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fi->direct_io = 1;
         break;
     case K_PMEM_RAW:
-        if (vm_immutable(fv->vm)) {
+        if (vm_immutable(fv->vm) && !writing) {
             fi->keep_cache = 1;
             raise_readahead(fs);
         } else {
@@ -848,10 +853,28 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     (void)ino;
     (void)off;
     struct open_file *h = (struct open_file *)(uintptr_t)fi->fh;
+    if (is_memory(h->kind)) {
+        /* Only reachable with -o rw on a writable source (checked at open). */
+        ssize_t n;
+        if (h->as) {
+            if ((uint64_t)off >= h->size) {
+                fuse_reply_err(req, ENOSPC);
+                return;
+            }
+            if (size > h->size - (uint64_t)off)
+                size = (size_t)(h->size - (uint64_t)off);
+            n = vm_write_virt(h->fv->vm, h->as, (uint64_t)off, buf, size);
+        } else {
+            n = vm_write_phys(h->fv->vm, (uint64_t)off, buf, size);
+        }
+        if (n < 0)
+            fuse_reply_err(req, (int)-n);
+        else
+            fuse_reply_write(req, (size_t)n);
+        return;
+    }
     if (h->kind != K_CONTROL) {
-        /* No driver of this build writes guest memory: dumps are evidence
-         * and are never modified. */
-        fuse_reply_err(req, EROFS);
+        fuse_reply_err(req, EACCES);
         return;
     }
     char cmd[32];

@@ -47,6 +47,7 @@ struct vm {
     uint64_t phys_size;
     struct vmem_cache *cache;       /* NULL when the driver maps memory */
     atomic_uint_fast64_t ra_frames, batches, frames_read;
+    atomic_bool gone;               /* the source has gone for good */
 };
 
 /* Holes of the padded view point here: read-only use only. */
@@ -184,7 +185,15 @@ void vm_flush(struct vm *vm)
 
 bool vm_gone(struct vm *vm)
 {
-    return vm->drv.ops->gone && vm->drv.ops->gone(vm->drv.priv);
+    if (atomic_load(&vm->gone))
+        return true;
+    if (vm->drv.ops->gone && vm->drv.ops->gone(vm->drv.priv)) {
+        /* From now on every read fails, even where the driver could still
+         * serve stale bytes (a shared RAM file outlives its QEMU). */
+        atomic_store(&vm->gone, true);
+        return true;
+    }
+    return false;
 }
 
 int vm_pause(struct vm *vm)
@@ -539,6 +548,8 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
     reply->niov = 0;
     reply->len = 0;
     reply->scratch_used = 0;
+    if (atomic_load(&vm->gone))
+        return -EIO;
     if (gpa >= vm->phys_size)
         return 0;
     if (len > VM_READ_MAX)
@@ -616,6 +627,8 @@ ssize_t vm_read_virt_iov(struct vm *vm, struct vmem_as *as, uint64_t va,
     reply->niov = 0;
     reply->len = 0;
     reply->scratch_used = 0;
+    if (atomic_load(&vm->gone))
+        return -EIO;
     if (len == 0)
         return 0;
     if (len > VM_READ_MAX)
@@ -668,6 +681,8 @@ ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
 {
     if (!vm_writable(vm))
         return -EROFS;
+    if (atomic_load(&vm->gone))
+        return -EIO;
     if (len > VM_READ_MAX)
         len = VM_READ_MAX;
     size_t done = 0;

@@ -123,7 +123,8 @@ off_t vm_seek_phys(struct vm *vm, off_t off, int whence);
 
 /* Drop cached frames now (the guest changed, or the user asked). */
 void vm_flush(struct vm *vm);
-/* Has a live source gone for good (see vmem_driver_ops.gone)? */
+/* Has a live source gone for good (see vmem_driver_ops.gone)?  Once it
+ * says so, every read and write of the VM fails with EIO. */
 bool vm_gone(struct vm *vm);
 /* Stop / restart the guest (live sources): 0, -ENOTSUP for a dump, or the
  * driver's error.  A resume also flushes. */

@@ -96,6 +96,7 @@ struct fs_vm *fs_vm_new(struct vmemfs *fs, struct vm *vm)
         return NULL;
     }
     atomic_init(&fv->refs, 1);
+    pthread_mutex_init(&fv->freeze_lock, NULL);
     fv->vm = vm;
     fv->os = linux_os_open(vm, &fs->opt.linux_opt, fv->os_why, sizeof fv->os_why);
     if (fv->os) {
@@ -123,6 +124,7 @@ void fs_vm_put(struct fs_vm *fv)
     if (fv->os)
         linux_os_close(fv->os);
     vm_put(fv->vm);
+    pthread_mutex_destroy(&fv->freeze_lock);
     free(fv);
 }
 
@@ -184,9 +186,9 @@ int vmemfs_remove_vm(struct vmemfs *fs, const char *name)
         return -ENOENT;
     /* Tell the kernel the directory is gone, so cached lookups do not keep
      * answering for it. */
+    (void)slot;
     if (fs->se)
-        fuse_lowlevel_notify_delete(fs->se, FUSE_ROOT_ID, make_ino(slot, K_VMDIR, 0),
-                                    name, strlen(name));
+        fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, name, strlen(name));
     fs_vm_put(gone);
     return 0;
 }
@@ -614,7 +616,39 @@ struct open_file {
     size_t text_len;
     struct vmem_as *as;        /* vmem: the address space, own translation cache */
     uint64_t size;             /* vmem: the file size */
+    bool froze;                /* this handle holds the guest paused */
 };
+
+/* --freeze-on-open: the first pmem.raw handle pauses the guest, the last
+ * one to close resumes it, so a tool reading the image sees one instant. */
+static bool freeze_get(struct fs_vm *fv)
+{
+    bool ok = true;
+    pthread_mutex_lock(&fv->freeze_lock);
+    if (fv->freezers == 0) {
+        int rc = vm_pause(fv->vm);
+        ok = rc == 0;
+        if (!ok && rc != -ENOTSUP)
+            vmem_log(LOG_WARNING, "freeze: VM '%s': pause failed: %s",
+                     vm_name(fv->vm), strerror(-rc));
+    }
+    if (ok)
+        fv->freezers++;
+    pthread_mutex_unlock(&fv->freeze_lock);
+    return ok;
+}
+
+static void freeze_put(struct fs_vm *fv)
+{
+    pthread_mutex_lock(&fv->freeze_lock);
+    if (fv->freezers && --fv->freezers == 0) {
+        int rc = vm_resume(fv->vm);
+        if (rc < 0)
+            vmem_log(LOG_WARNING, "freeze: VM '%s': resume failed: %s",
+                     vm_name(fv->vm), strerror(-rc));
+    }
+    pthread_mutex_unlock(&fv->freeze_lock);
+}
 
 static void raise_readahead(struct vmemfs *fs)
 {
@@ -637,6 +671,8 @@ static bool is_memory(enum file_kind k)
 
 static void open_file_free(struct open_file *h)
 {
+    if (h->froze)
+        freeze_put(h->fv);
     if (h->as)
         vmem_as_free(h->as);
     free(h->text);
@@ -694,6 +730,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             raise_readahead(fs);
         } else {
             fi->direct_io = 1;
+            if (fs->opt.freeze_on_open && !vm_immutable(fv->vm))
+                h->froze = freeze_get(fv);
         }
         break;
     case K_INFO:

@@ -31,6 +31,7 @@ struct vmemfs_options {
     bool writable;             /* -o rw */
     bool allow_other;          /* -o allow_other: others may read */
     bool foreground, debug;
+    bool freeze_on_open;       /* opening pmem.raw pauses a live guest */
     struct linux_options linux_opt;
 };
 
@@ -42,6 +43,8 @@ struct fs_vm {
     struct vm *vm;
     struct linux_os *os;       /* NULL: no proc/ (os_why says why) */
     char os_why[256];
+    pthread_mutex_t freeze_lock;
+    unsigned freezers;         /* open pmem.raw handles holding it paused */
 };
 
 struct vmemfs {

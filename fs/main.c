@@ -31,6 +31,7 @@ struct cmdline {
     char *symbols_dir;
     char *profile;
     char *qemu_dir;
+    int freeze_on_open;
     int help, version;
     int bad;
 };
@@ -49,6 +50,7 @@ static const struct fuse_opt cmd_opts[] = {
     CMD_OPT("--symbols=%s", symbols_dir, 0),
     CMD_OPT("--symbols %s", symbols_dir, 0),
     CMD_OPT("--profile=%s", profile, 0),
+    CMD_OPT("--freeze-on-open", freeze_on_open, 1),
     CMD_OPT("--qemu-dir=%s", qemu_dir, 0),
     CMD_OPT("--qemu-dir %s", qemu_dir, 0),
     CMD_OPT("--profile %s", profile, 0),
@@ -104,6 +106,9 @@ static void usage(const char *prog)
 "profile is found, proc/<pid>/{vmem,maps,status} and kernel/vmem.\n"
 "\n"
 "VM specs:\n"
+"    qemu:QMP_SOCKET        a running QEMU (-qmp unix:PATH,server=on,wait=off);\n"
+"                           zero copy when its RAM is a shared memory-backend-file,\n"
+"                           otherwise the QEMU process's memory (needs ptrace rights)\n"
 "    file:PATH              a memory dump: raw or padded raw image, ELF core\n"
 "                           (QEMU dump-guest-memory, virsh dump --memory-only),\n"
 "                           LiME, or kdump-compressed (zlib, lzo, snappy);\n"
@@ -118,6 +123,8 @@ static void usage(const char *prog)
 "    --profile FILE         use this ISF for every Linux guest, banner unchecked\n"
 "    --qemu-dir DIR         every QMP socket in DIR is a VM (web1.qmp -> web1),\n"
 "                           added and removed as sockets appear and go\n"
+"    --freeze-on-open       opening a live VM's pmem.raw pauses the guest until\n"
+"                           the last handle closes: one consistent instant\n"
 "    --cache-mb=N           page cache for slow sources, per VM (default 64)\n"
 "    --cache-ttl-ms=N       validity of cached frames of live sources (default 1000)\n"
 "    --tasks-ttl-ms=N       live guests: re-read the process list after (default 1000)\n"
@@ -199,6 +206,7 @@ int main(int argc, char **argv)
     fs.opt.writable = cmd.writable;
     fs.opt.allow_other = cmd.allow_other;
     fs.opt.foreground = fo.foreground;
+    fs.opt.freeze_on_open = cmd.freeze_on_open;
     fs.opt.debug = fo.debug;
     fs.mountpoint = fo.mountpoint;
     fs.started = time(NULL);

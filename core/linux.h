@@ -98,9 +98,15 @@ void linux_os_flush(struct linux_os *os);
 char *linux_os_maps(struct linux_os *os, const struct linux_task *t, size_t *len);
 char *linux_os_status(struct linux_os *os, const struct linux_task *t, size_t *len);
 
-/* OS facts for info.json: "os": "linux", kernel release, banner, profile
- * path, KASLR virtual and physical shifts, kernel dtb, paging mode, process
- * count, how the profile was chosen. */
+/* OS facts for info.json, added as keys of `out` (the caller decides where
+ * that object goes): "os": "linux", "kernel_release", "banner",
+ * "banner_gpa", "profile" (path; absent when handed over loaded),
+ * "profile_chosen_by", "kaslr_virtual_shift", "kaslr_physical_shift"
+ * (hex strings, "-0x..." when negative), "kernel_dtb", "paging"
+ * ("x86-64 4-level" / "x86-64 5-level"), "paging_from", "cr3_check" (how a
+ * vCPU's CR3 relates to the kernel dtb), "init_task", "processes",
+ * "process_list_truncated", "vma_source".  Walks the task list if no
+ * snapshot is held. */
 void linux_os_describe(struct linux_os *os, struct json_object *out);
 
 #endif

@@ -1922,53 +1922,79 @@ static bool isf_name(const char *n)
     return false;
 }
 
-struct search {
-    const char *banner;
-    size_t seen;
-    struct isf *found;
-    char last_err[512];         /* why the best candidate failed to load */
-};
+static void catalog_add(struct isf_catalog *c, char *path, char *banner)
+{
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        struct isf_catalog_entry *ne = realloc(c->entry, nc * sizeof *ne);
+        if (!ne) {
+            free(path);
+            free(banner);
+            return;
+        }
+        c->entry = ne;
+        c->cap = nc;
+    }
+    c->entry[c->n++] = (struct isf_catalog_entry){path, banner};
+}
 
-static void search_dir(struct search *S, const char *dir, int depth)
+static void catalog_dir(struct isf_catalog *c, const char *dir, int depth)
 {
     struct dirent **ents;
-    if (depth > 16)
+    if (depth > 16 || c->n >= ISF_CATALOG_MAX)
         return;
     int n = scandir(dir, &ents, NULL, alphasort);
     if (n < 0)
         return;
     for (int i = 0; i < n; i++) {
         const char *nm = ents[i]->d_name;
-        if (S->found || nm[0] == '.') {
-            free(ents[i]);
-            continue;
-        }
-        char *path;
-        if (asprintf(&path, "%s/%s", dir, nm) < 0) {
-            free(ents[i]);
-            continue;
-        }
+        char *path = NULL;
         struct stat lst, st;
-        if (lstat(path, &lst) == 0) {
+        if (nm[0] != '.' && c->n < ISF_CATALOG_MAX &&
+            asprintf(&path, "%s/%s", dir, nm) >= 0 && lstat(path, &lst) == 0) {
             if (S_ISDIR(lst.st_mode)) {
-                search_dir(S, path, depth + 1);
-            } else if (isf_name(nm) && stat(path, &st) == 0 &&
-                       S_ISREG(st.st_mode)) {
+                catalog_dir(c, path, depth + 1);
+            } else if (isf_name(nm) && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
                 char e[512];
-                S->seen++;
                 char *b = isf_read_banner(path, e, sizeof e);
-                if (b && isf_banner_equal(b, S->banner)) {
-                    S->found = isf_load(path, e, sizeof e);
-                    if (!S->found)
-                        snprintf(S->last_err, sizeof S->last_err, "%s", e);
-                }
-                free(b);
+                catalog_add(c, path, b);
+                path = NULL;                /* the catalog owns it now */
             }
         }
         free(path);
         free(ents[i]);
     }
     free(ents);
+}
+
+int isf_catalog_load(struct isf_catalog *c, const char *dir, char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    struct stat st;
+    if (!dir || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        say(err, errlen, "%s: not a directory", dir ? dir : "(null)");
+        return -1;
+    }
+    catalog_dir(c, dir, 0);
+    return 0;
+}
+
+const char *isf_catalog_find(const struct isf_catalog *c, const char *banner)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->entry[i].banner && isf_banner_equal(c->entry[i].banner, banner))
+            return c->entry[i].path;
+    return NULL;
+}
+
+void isf_catalog_free(struct isf_catalog *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->entry[i].path);
+        free(c->entry[i].banner);
+    }
+    free(c->entry);
+    memset(c, 0, sizeof *c);
 }
 
 struct isf *isf_find_by_banner(const char *dir, const char *banner,
@@ -1978,22 +2004,23 @@ struct isf *isf_find_by_banner(const char *dir, const char *banner,
         say(err, errlen, "isf_find_by_banner: no directory or banner given");
         return NULL;
     }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        say(err, errlen, "%s: not a directory", dir);
+    struct isf_catalog c;
+    if (isf_catalog_load(&c, dir, err, errlen) != 0)
         return NULL;
-    }
-    struct search S = {.banner = banner};
-    search_dir(&S, dir, 0);
-    if (S.found)
-        return S.found;
-    char b[100];
-    clean(b, sizeof b, banner);
-    if (S.last_err[0])
-        say(err, errlen, "%s: the profile matching the banner does not load: "
-            "%s", dir, S.last_err);
-    else
+    const char *path = isf_catalog_find(&c, banner);
+    struct isf *found = NULL;
+    if (path) {
+        char e[512];
+        found = isf_load(path, e, sizeof e);
+        if (!found)
+            say(err, errlen, "%s: the profile matching the banner does not load: "
+                "%s", dir, e);
+    } else {
+        char b[100];
+        clean(b, sizeof b, banner);
         say(err, errlen, "%s: none of %zu ISF files is for \"%.*s\"", dir,
-            S.seen, (int)trimmed_len(b), b);
-    return NULL;
+            c.n, (int)trimmed_len(b), b);
+    }
+    isf_catalog_free(&c);
+    return found;
 }

@@ -151,6 +151,27 @@ char *isf_read_banner(const char *path, char *err, size_t errlen);
 char *isf_banner_of_buffer(const void *data, size_t len, const char *name,
                            char *err, size_t errlen);
 
+/* The ISF files of a symbols directory and their banners: `dir` and its
+ * subdirectories (to depth 16), regular files named *.json, *.json.xz or
+ * *.json.gz (links to files followed, to directories not), in name order,
+ * at most ISF_CATALOG_MAX.  Only banners are read.  An entry whose banner
+ * could not be read has banner NULL. */
+#define ISF_CATALOG_MAX 4096
+struct isf_catalog_entry {
+    char *path;
+    char *banner;
+};
+struct isf_catalog {
+    struct isf_catalog_entry *entry;
+    size_t n, cap;
+};
+/* 0, or -1 with err set when dir is not a directory. */
+int isf_catalog_load(struct isf_catalog *c, const char *dir, char *err,
+                     size_t errlen);
+/* The path of the first entry whose banner equals `banner`, or NULL. */
+const char *isf_catalog_find(const struct isf_catalog *c, const char *banner);
+void isf_catalog_free(struct isf_catalog *c);
+
 /* Find, in `dir` and its subdirectories (Volatility's symbols directory, or
  * its linux/ folder, works as is), the ISF whose banner equals `banner`
  * (isf_banner_equal) and load it.  Candidates are regular files named

@@ -73,7 +73,6 @@
 #define PATH_COMPS_MAX  256u
 #define NAME_MAX_READ   255u
 #define PATH_OUT_MAX    4096u
-#define PROFILE_FILES_MAX 4096u
 #define LIVE_MAX_AGE_NS 1000000000ull
 
 #define PF_KTHREAD      0x00200000u
@@ -722,90 +721,6 @@ static void cr3_crosscheck(struct linux_os *os, const struct vcpu_hint *h,
 
 /* ---- profiles in a directory -------------------------------------------- */
 
-struct prof_file {
-    char *path;
-    char *banner;       /* NULL: unreadable */
-};
-
-struct prof_dir {
-    struct prof_file *f;
-    size_t n, cap;
-    bool loaded;
-};
-
-static bool isf_name(const char *n)
-{
-    size_t l = strlen(n);
-    return (l > 5 && strcmp(n + l - 5, ".json") == 0) ||
-           (l > 8 && (strcmp(n + l - 8, ".json.xz") == 0 ||
-                      strcmp(n + l - 8, ".json.gz") == 0));
-}
-
-static void prof_dir_walk(struct prof_dir *d, const char *dir, int depth)
-{
-    if (depth > 8)
-        return;
-    struct dirent **ents = NULL;
-    int n = scandir(dir, &ents, NULL, alphasort);
-    if (n < 0)
-        return;
-    for (int i = 0; i < n; i++) {
-        const char *nm = ents[i]->d_name;
-        if (nm[0] == '.' || d->n >= PROFILE_FILES_MAX)
-            goto next;
-        char *path;
-        if (asprintf(&path, "%s/%s", dir, nm) < 0)
-            goto next;
-        struct stat lst, st;
-        if (lstat(path, &lst) < 0) {
-            free(path);
-            goto next;
-        }
-        if (S_ISDIR(lst.st_mode)) {
-            prof_dir_walk(d, path, depth + 1);
-            free(path);
-        } else if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && isf_name(nm)) {
-            if (d->n == d->cap) {
-                size_t nc = d->cap ? d->cap * 2 : 16;
-                struct prof_file *nf = realloc(d->f, nc * sizeof *nf);
-                if (!nf) {
-                    free(path);
-                    goto next;
-                }
-                d->f = nf;
-                d->cap = nc;
-            }
-            d->f[d->n++] = (struct prof_file){path, NULL};
-        } else {
-            free(path);
-        }
-    next:
-        free(ents[i]);
-    }
-    free(ents);
-}
-
-static void prof_dir_load(struct prof_dir *d, const char *dir)
-{
-    if (d->loaded)
-        return;
-    d->loaded = true;
-    prof_dir_walk(d, dir, 0);
-    for (size_t i = 0; i < d->n; i++) {
-        char err[256];
-        d->f[i].banner = isf_read_banner(d->f[i].path, err, sizeof err);
-    }
-}
-
-static void prof_dir_free(struct prof_dir *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        free(d->f[i].path);
-        free(d->f[i].banner);
-    }
-    free(d->f);
-}
-
 /* ---- the banner scan ------------------------------------------------------ */
 
 /* A banner candidate at p (which starts with "Linux version "): its length
@@ -827,7 +742,8 @@ static size_t banner_len(const uint8_t *p, size_t avail)
 }
 
 struct scan_state {
-    struct prof_dir dir;
+    struct isf_catalog dir;         /* --symbols DIR, read on first need */
+    bool dir_loaded;
     char **seen;            /* distinct banners already judged */
     size_t nseen;
     char first_unmatched[BANNER_MAX + 1];
@@ -874,11 +790,13 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
             if (seen_banner(s, banner))
                 return false;        /* judged before: no profile */
             remember_banner(s, banner);
-            prof_dir_load(&s->dir, opt->symbols_dir);
-            const char *path = NULL;
-            for (size_t i = 0; i < s->dir.n && !path; i++)
-                if (s->dir.f[i].banner && isf_banner_equal(s->dir.f[i].banner, banner))
-                    path = s->dir.f[i].path;
+            if (!s->dir_loaded) {
+                char err[256];
+                s->dir_loaded = true;
+                if (isf_catalog_load(&s->dir, opt->symbols_dir, err, sizeof err) != 0)
+                    snprintf(s->last_why, sizeof s->last_why, "%s", err);
+            }
+            const char *path = isf_catalog_find(&s->dir, banner);
             if (!path) {
                 if (!s->first_unmatched[0])
                     snprintf(s->first_unmatched, sizeof s->first_unmatched, "%s", banner);
@@ -1135,7 +1053,7 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
     for (size_t i = 0; i < s.nseen; i++)
         free(s.seen[i]);
     free(s.seen);
-    prof_dir_free(&s.dir);
+    isf_catalog_free(&s.dir);
     if (!ok) {
         linux_os_close(os);
         return NULL;

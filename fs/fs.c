@@ -460,8 +460,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 /* ---- directories --------------------------------------------------------- */
 
 /* A directory listing built at opendir: entries packed back to back, and
- * where each one ends, so readdir replies whole entries only. */
+ * where each one ends, so readdir replies whole entries only.  Counted for
+ * the same reason as struct open_file: a readdir's reply points into it. */
 struct dir_handle {
+    atomic_int refs;
     char *buf;
     size_t len;
     size_t *ends;
@@ -489,6 +491,8 @@ static int dir_add(fuse_req_t req, struct dir_handle *d, const char *name,
 
 static void dir_free(struct dir_handle *d)
 {
+    if (atomic_fetch_sub(&d->refs, 1) != 1)
+        return;
     free(d->buf);
     free(d->ends);
     free(d);
@@ -568,6 +572,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    atomic_init(&d->refs, 1);
     int rc = fill_dir(req, fs_of(req), ino, d);
     if (rc) {
         dir_free(d);
@@ -588,6 +593,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_buf(req, NULL, 0);
         return;
     }
+    atomic_fetch_add(&d->refs, 1);
     size_t end = (size_t)off, limit = (size_t)off + size;
     for (size_t i = 0; i < d->nents; i++) {
         if (d->ends[i] <= (size_t)off)
@@ -597,6 +603,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         end = d->ends[i];
     }
     fuse_reply_buf(req, d->buf + off, end - (size_t)off);
+    dir_free(d);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -608,7 +615,13 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* ---- files ---------------------------------------------------------------- */
 
+/* An open file.  Counted: release drops the handle's reference, and a read
+ * holds one while its reply is on the way, because the reply may point into
+ * memory the handle owns (a text snapshot, the VM's mappings) and the
+ * reader can close (and libfuse run release) as soon as the kernel has the
+ * data, before writev has returned to us. */
 struct open_file {
+    atomic_int refs;
     struct fs_vm *fv;          /* counted reference */
     enum file_kind kind;
     struct vm_stream stream;   /* readahead state of this open file */
@@ -669,8 +682,10 @@ static bool is_memory(enum file_kind k)
     return k == K_PMEM || k == K_PMEM_RAW || k == K_KERNEL_VMEM || k == K_PID_VMEM;
 }
 
-static void open_file_free(struct open_file *h)
+static void open_file_put(struct open_file *h)
 {
+    if (atomic_fetch_sub(&h->refs, 1) != 1)
+        return;
     if (h->froze)
         freeze_put(h->fv);
     if (h->as)
@@ -715,6 +730,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    atomic_init(&h->refs, 1);
     h->fv = fv;
     h->kind = kind;
     h->size = (uint64_t)st.st_size;
@@ -750,7 +766,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     case K_PID_MAPS:
     case K_PID_STATUS:
         if (!task_lookup(fv, ino_pid(ino), &task)) {
-            open_file_free(h);
+            open_file_put(h);
             fuse_reply_err(req, ENOENT);
             return;
         }
@@ -763,7 +779,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         vm_phys_reader(fv->vm, &rd);
         if (kind == K_PID_VMEM) {
             if (!task_lookup(fv, ino_pid(ino), &task) || task.kernel_thread) {
-                open_file_free(h);
+                open_file_put(h);
                 fuse_reply_err(req, ENOENT);
                 return;
             }
@@ -773,7 +789,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                                 linux_os_kernel_dtb(fv->os), &rd);
         }
         if (!h->as) {
-            open_file_free(h);
+            open_file_put(h);
             fuse_reply_err(req, ENOMEM);
             return;
         }
@@ -784,12 +800,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             fi->direct_io = 1;
         break;
     default:
-        open_file_free(h);
+        open_file_put(h);
         fuse_reply_err(req, ENOENT);
         return;
     }
     if (!is_memory(kind) && !h->text) {
-        open_file_free(h);
+        open_file_put(h);
         fuse_reply_err(req, ENOMEM);
         return;
     }
@@ -823,11 +839,20 @@ static struct vm_reply *thread_reply(void)
     return r;
 }
 
+static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t off);
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     (void)ino;
     struct open_file *h = (struct open_file *)(uintptr_t)fi->fh;
+    atomic_fetch_add(&h->refs, 1);
+    read_reply(req, h, size, off);
+    open_file_put(h);
+}
+
+static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t off)
+{
     if (!is_memory(h->kind)) {
         if ((size_t)off >= h->text_len) {
             fuse_reply_buf(req, NULL, 0);
@@ -935,7 +960,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    open_file_free((struct open_file *)(uintptr_t)fi->fh);
+    open_file_put((struct open_file *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 

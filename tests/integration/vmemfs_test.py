@@ -57,6 +57,10 @@ class Mount:
         return self.proc.poll() is None
 
     def close(self):
+        if self.proc.poll() not in (None, 0):
+            # The daemon died under the test: show why (a sanitizer report).
+            print("vmemfs exited with %d; its output:\n%s" % (self.proc.returncode,
+                                                          self.output()[-20000:]))
         if os.path.ismount(self.dir):
             subprocess.run(["fusermount3", "-u", self.dir], check=False)
         try:

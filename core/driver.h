@@ -87,6 +87,13 @@ struct vmem_driver_ops {
      * fault into EFAULT. */
     void *(*map)(void *drv, uint64_t gpa, size_t len);
 
+    /* Prefetch hint, optional: [gpa, gpa+len) of a mapping is about to be
+     * read.  A file-backed mapping starts reading it from disk now,
+     * asynchronously, so that a random read fetches what it needs rather
+     * than the fault read-around of the whole neighbourhood, and a
+     * sequential one stays ahead of the reader.  Must not block on I/O. */
+    void (*prefetch)(void *drv, uint64_t gpa, size_t len);
+
     /* Batched read, required: for i < n, copy frame gfns[i] (4 KiB) into
      * bufs[i] and set status[i] (VMEM_FRAME_OK, -ENOENT or -errno).  Buffers
      * are owned by the caller.  Returns 0 when the per-frame statuses are

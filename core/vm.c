@@ -35,6 +35,7 @@
 #define VM_READ_MAX   (1u << 20)
 #define VM_MAX_SLOTS  (VM_READ_MAX / VMEM_PAGE_SIZE + 2)
 #define VM_MAX_RA     256u
+#define PREFETCH_WINDOW (4u << 20)   /* ahead of a sequential mapped reader */
 
 struct vm {
     atomic_int refs;
@@ -232,7 +233,8 @@ enum piece_kind { PIECE_MAP, PIECE_ZERO, PIECE_FRAME };
 struct piece {
     enum piece_kind kind;
     size_t len;
-    const uint8_t *ptr;     /* PIECE_MAP */
+    const uint8_t *ptr;     /* PIECE_MAP ... */
+    uint64_t gpa;           /* ... and where it starts, for prefetch */
     unsigned slot;          /* PIECE_FRAME: which frame slot ... */
     size_t in_frame;        /* ... and where in it */
 };
@@ -295,7 +297,7 @@ static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
         uint64_t piece_end = r[i].end < end ? r[i].end : end;
         const uint8_t *ptr = map ? map(vm->drv.priv, pos, piece_end - pos) : NULL;
         if (ptr) {
-            plan_add(p, (struct piece){.kind = PIECE_MAP, .ptr = ptr,
+            plan_add(p, (struct piece){.kind = PIECE_MAP, .ptr = ptr, .gpa = pos,
                                        .len = piece_end - pos});
             pos = piece_end;
             continue;
@@ -439,6 +441,17 @@ static void stream_update(struct vm *vm, struct vm_stream *stream, uint64_t gpa,
     stream->next_gpa = gpa + got;
 }
 
+/* Mapped pieces of a file-backed source: start reading them from disk now
+ * (the driver's fault read-around is off, see drivers/file/file.c). */
+static void prefetch_plan(struct vm *vm, const struct plan *p)
+{
+    if (!vm->drv.ops->prefetch)
+        return;
+    for (unsigned k = 0; k < p->npieces; k++)
+        if (p->piece[k].kind == PIECE_MAP)
+            vm->drv.ops->prefetch(vm->drv.priv, p->piece[k].gpa, p->piece[k].len);
+}
+
 /* Steps 2 and 3 for a plan of `planned` bytes starting at `base` (a gpa,
  * or for virtual reads (virt) a gva: only for messages). */
 static ssize_t execute_plan(struct vm *vm, struct plan *p, uint64_t base,
@@ -565,6 +578,19 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
         free(p);
         return -ENOENT;                 /* strict read starting in a hole */
     }
+    prefetch_plan(vm, p);
+    /* A sequential reader of a mapped source: have the window after this
+     * read on its way from disk by the time the next request comes. */
+    if (stream && vm->drv.ops->prefetch && gpa == stream->next_gpa &&
+        gpa + planned < vm->phys_size) {
+        uint64_t ahead = gpa + planned;
+        size_t win = PREFETCH_WINDOW;
+        if (win > vm->phys_size - ahead)
+            win = (size_t)(vm->phys_size - ahead);
+        if (vmem_ranges_find(vm->ranges, vm->nranges, ahead) &&
+            vm->drv.ops->map(vm->drv.priv, ahead, 1))
+            vm->drv.ops->prefetch(vm->drv.priv, ahead, win);
+    }
     return execute_plan(vm, p, gpa, planned, mode, stream, gpa + planned, false,
                         reply);
 }
@@ -603,11 +629,12 @@ static int plan_virt(struct vm *vm, struct vmem_as *as, uint64_t va, size_t len,
         } else {
             const uint8_t *ptr = map ? map(vm->drv.priv, gpa, take) : NULL;
             if (ptr) {
-                if (last && last->kind == PIECE_MAP && last->ptr + last->len == ptr)
+                if (last && last->kind == PIECE_MAP && last->ptr + last->len == ptr &&
+                    last->gpa + last->len == gpa)
                     last->len += take;
                 else
                     plan_add(p, (struct piece){.kind = PIECE_MAP, .ptr = ptr,
-                                               .len = take});
+                                               .gpa = gpa, .len = take});
             } else {
                 unsigned s = p->nslots++;
                 p->slot[s] = (struct frame_slot){.gfn = gpa >> VMEM_PAGE_SHIFT,
@@ -644,6 +671,7 @@ ssize_t vm_read_virt_iov(struct vm *vm, struct vmem_as *as, uint64_t va,
         free(p);
         return rc;
     }
+    prefetch_plan(vm, p);
     return execute_plan(vm, p, va, len, VM_READ_PAD, NULL, 0, true, reply);
 }
 

@@ -741,7 +741,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fi->direct_io = 1;
         break;
     case K_PMEM_RAW:
-        if (vm_immutable(fv->vm) && !writing) {
+        if (vm_immutable(fv->vm) && !writing && !fs->opt.direct_io) {
             fi->keep_cache = 1;
             raise_readahead(fs);
         } else {

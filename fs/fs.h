@@ -32,6 +32,7 @@ struct vmemfs_options {
     bool allow_other;          /* -o allow_other: others may read */
     bool foreground, debug;
     bool freeze_on_open;       /* opening pmem.raw pauses a live guest */
+    bool direct_io;            /* pmem.raw of dumps too: no kernel caching */
     struct linux_options linux_opt;
 };
 

@@ -32,6 +32,7 @@ struct cmdline {
     char *profile;
     char *qemu_dir;
     int freeze_on_open;
+    int direct_io;
     int help, version;
     int bad;
 };
@@ -51,6 +52,7 @@ static const struct fuse_opt cmd_opts[] = {
     CMD_OPT("--symbols %s", symbols_dir, 0),
     CMD_OPT("--profile=%s", profile, 0),
     CMD_OPT("--freeze-on-open", freeze_on_open, 1),
+    CMD_OPT("--direct-io", direct_io, 1),
     CMD_OPT("--qemu-dir=%s", qemu_dir, 0),
     CMD_OPT("--qemu-dir %s", qemu_dir, 0),
     CMD_OPT("--profile %s", profile, 0),
@@ -125,6 +127,9 @@ static void usage(const char *prog)
 "                           added and removed as sockets appear and go\n"
 "    --freeze-on-open       opening a live VM's pmem.raw pauses the guest until\n"
 "                           the last handle closes: one consistent instant\n"
+"    --direct-io            dumps' pmem.raw without the kernel page cache: a\n"
+"                           first sequential read (cp, dd) is faster, repeated\n"
+"                           reads (Volatility) slower; default: cached\n"
 "    --cache-mb=N           page cache for slow sources, per VM (default 64)\n"
 "    --cache-ttl-ms=N       validity of cached frames of live sources (default 1000)\n"
 "    --tasks-ttl-ms=N       live guests: re-read the process list after (default 1000)\n"
@@ -207,6 +212,7 @@ int main(int argc, char **argv)
     fs.opt.allow_other = cmd.allow_other;
     fs.opt.foreground = fo.foreground;
     fs.opt.freeze_on_open = cmd.freeze_on_open;
+    fs.opt.direct_io = cmd.direct_io;
     fs.opt.debug = fo.debug;
     fs.mountpoint = fo.mountpoint;
     fs.started = time(NULL);

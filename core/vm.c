@@ -201,7 +201,12 @@ int vm_pause(struct vm *vm)
 {
     if (!vm->drv.ops->pause)
         return -ENOTSUP;
-    return vm->drv.ops->pause(vm->drv.priv);
+    int rc = vm->drv.ops->pause(vm->drv.priv);
+    /* What was cached came from before the pause: reads from now on must
+     * see the paused guest, one instant. */
+    if (rc == 0)
+        vm_flush(vm);
+    return rc;
 }
 
 int vm_resume(struct vm *vm)
@@ -675,10 +680,34 @@ ssize_t vm_read_virt_iov(struct vm *vm, struct vmem_as *as, uint64_t va,
     return execute_plan(vm, p, va, len, VM_READ_PAD, NULL, 0, true, reply);
 }
 
+/* vm_read_phys's reply buffer, one per thread, freed with the thread. */
+static pthread_key_t tl_reply_key;
+static pthread_once_t tl_reply_once = PTHREAD_ONCE_INIT;
+
+static void tl_reply_free(void *p)
+{
+    vm_reply_fini(p);
+    free(p);
+}
+
+static void tl_reply_key_init(void)
+{
+    pthread_key_create(&tl_reply_key, tl_reply_free);
+}
+
 ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
                      enum vm_read_mode mode)
 {
-    static __thread struct vm_reply tl_reply;
+    pthread_once(&tl_reply_once, tl_reply_key_init);
+    struct vm_reply *rp = pthread_getspecific(tl_reply_key);
+    if (!rp) {
+        rp = malloc(sizeof *rp);
+        if (!rp)
+            return -ENOMEM;
+        vm_reply_init(rp);
+        pthread_setspecific(tl_reply_key, rp);
+    }
+#define tl_reply (*rp)
     size_t total = 0;
     while (total < len) {
         ssize_t got = vm_read_phys_iov(vm, gpa + total, len - total, mode, NULL,
@@ -697,6 +726,7 @@ ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
     }
     return (ssize_t)total;
 }
+#undef tl_reply
 
 /* ---- writes (-o rw) ---------------------------------------------------- */
 

@@ -638,9 +638,10 @@ static bool freeze_get(struct fs_vm *fv)
 {
     bool ok = true;
     pthread_mutex_lock(&fv->freeze_lock);
-    if (fv->freezers == 0) {
+    if (fv->freezers == 0 && !fv->user_paused) {
         int rc = vm_pause(fv->vm);
         ok = rc == 0;
+        fv->froze_it = ok;
         if (!ok && rc != -ENOTSUP)
             vmem_log(LOG_WARNING, "freeze: VM '%s': pause failed: %s",
                      vm_name(fv->vm), strerror(-rc));
@@ -654,7 +655,8 @@ static bool freeze_get(struct fs_vm *fv)
 static void freeze_put(struct fs_vm *fv)
 {
     pthread_mutex_lock(&fv->freeze_lock);
-    if (fv->freezers && --fv->freezers == 0) {
+    if (fv->freezers && --fv->freezers == 0 && fv->froze_it) {
+        fv->froze_it = false;
         int rc = vm_resume(fv->vm);
         if (rc < 0)
             vmem_log(LOG_WARNING, "freeze: VM '%s': resume failed: %s",
@@ -899,10 +901,27 @@ static int control_command(struct fs_vm *fv, const char *cmd)
             linux_os_flush(fv->os);
         return 0;
     }
-    if (strcmp(cmd, "pause") == 0)
-        return vm_pause(fv->vm);
+    /* The user's pause and resume win over --freeze-on-open's: a guest the
+     * user paused stays paused when the last pmem.raw handle closes, and
+     * one the user resumed is no longer the freezers' to resume. */
+    if (strcmp(cmd, "pause") == 0) {
+        pthread_mutex_lock(&fv->freeze_lock);
+        int rc = vm_pause(fv->vm);
+        if (rc == 0) {
+            fv->user_paused = true;
+            fv->froze_it = false;
+        }
+        pthread_mutex_unlock(&fv->freeze_lock);
+        return rc;
+    }
     if (strcmp(cmd, "resume") == 0) {
+        pthread_mutex_lock(&fv->freeze_lock);
         int rc = vm_resume(fv->vm);
+        if (rc == 0) {
+            fv->user_paused = false;
+            fv->froze_it = false;
+        }
+        pthread_mutex_unlock(&fv->freeze_lock);
         if (rc == 0 && fv->os)
             linux_os_flush(fv->os);
         return rc;

@@ -44,8 +44,10 @@ struct fs_vm {
     struct vm *vm;
     struct linux_os *os;       /* NULL: no proc/ (os_why says why) */
     char os_why[256];
-    pthread_mutex_t freeze_lock;
+    pthread_mutex_t freeze_lock;   /* guards the three below */
     unsigned freezers;         /* open pmem.raw handles holding it paused */
+    bool froze_it;             /* the freezers paused it (so they resume it) */
+    bool user_paused;          /* paused through control: freezers leave it so */
 };
 
 struct vmemfs {

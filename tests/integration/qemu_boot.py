@@ -14,6 +14,9 @@ Writes into --out: ranges.txt (start-end hex, end exclusive), truth.txt
 (info mtree -f), ramblock.txt (info ramblock), serial.log, qemu.log,
 meta.json; prints QEMU_PID=, QMP_SOCKET=, OUT= on stdout.  The QMP socket is
 left free (this script disconnects): QEMU serves one QMP client at a time.
+--qmp-socket PATH puts it elsewhere (e.g. in a --qemu-dir directory);
+--qmp2 PATH adds a second QMP socket (printed as QMP_SOCKET2=) for a test's
+own commands while vmemfs holds the first.
 The caller stops QEMU (kill QEMU_PID).  TCG only.
 """
 
@@ -63,6 +66,12 @@ def main():
                     help="do not wait for the guest's VMEMFS-READY")
     ap.add_argument("--timeout", default=300, type=float)
     ap.add_argument("--guest-dir")
+    ap.add_argument("--qmp-socket", metavar="PATH",
+                    help="the QMP socket's path (default OUT/qmp.sock)")
+    ap.add_argument("--qmp2", metavar="PATH",
+                    help="a second QMP socket, for a test's own commands "
+                    "while vmemfs holds the first (QEMU serves one client "
+                    "per socket); this script never connects to it")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     a = ap.parse_args()
 
@@ -83,6 +92,16 @@ def main():
     if len(out) > 90:
         raise cap.Fail("--out path too long for a unix socket: %s" % out)
     sock = os.path.join(out, "qmp.sock")
+    if a.qmp_socket:
+        sock = os.path.abspath(a.qmp_socket)
+    sock2 = os.path.abspath(a.qmp2) if a.qmp2 else None
+    for p in (sock, sock2):
+        if p and len(p) > 100:
+            raise cap.Fail("path too long for a unix socket: %s" % p)
+    if a.qmp_socket and os.path.exists(sock):
+        os.unlink(sock)
+    if sock2 and os.path.exists(sock2):
+        os.unlink(sock2)
     serial = os.path.join(out, "serial.log")
     for n in ("qmp.sock", "serial.log", "ranges.txt", "mtree.txt", "truth.txt",
               "ramblock.txt", "meta.json"):
@@ -94,8 +113,10 @@ def main():
     argv = [qemu_bin, "-accel", "tcg", "-cpu", a.cpu, "-m", "%dM" % mem_mib,
             "-smp", str(a.smp), "-nographic", "-nodefaults", "-vga", "none",
             "-no-reboot", "-serial", "file:" + serial,
-            "-qmp", "unix:%s,server=on,wait=off" % sock,
-            "-kernel", kernel, "-initrd", initrd,
+            "-qmp", "unix:%s,server=on,wait=off" % sock]
+    if sock2:
+        argv += ["-qmp", "unix:%s,server=on,wait=off" % sock2]
+    argv += ["-kernel", kernel, "-initrd", initrd,
             "-append", "console=ttyS0 panic=-1"]
     if a.shared_ram:
         argv += ["-object", "memory-backend-file,id=ram,mem-path=%s,share=on,"
@@ -164,7 +185,7 @@ def main():
                 "ram_block": ram_name, "shared_ram": a.shared_ram,
                 "memfd": a.memfd,
                 "qemu_version": qmp.version, "boot_seconds": boot,
-                "pid": proc.pid, "qmp": sock,
+                "pid": proc.pid, "qmp": sock, "qmp2": sock2,
                 "ranges": ["%x-%x" % r for r in ranges]}
         with open(os.path.join(out, "meta.json"), "w") as f:
             json.dump(meta, f, indent=1)
@@ -179,6 +200,8 @@ def main():
             proc.wait()
     print("QEMU_PID=%d" % proc.pid)
     print("QMP_SOCKET=%s" % sock)
+    if sock2:
+        print("QMP_SOCKET2=%s" % sock2)
     print("OUT=%s" % out)
     return 0
 

@@ -687,12 +687,40 @@ static int unpack(const uint8_t *in, size_t len, void **out, size_t *outlen,
 /* ELF images                                                          */
 
 /* Headers are copied out, never used in place: an image in memory may sit
- * at any alignment. */
+ * at any alignment.  A 32-bit image (an i386 vmlinux) has its headers
+ * widened to the 64-bit structures as they are read. */
 struct elfimg {
     const uint8_t *d;
     size_t n;
+    bool c32;                   /* ELFCLASS32 */
     Elf64_Ehdr eh;
 };
+
+/* The ELF header at e->d (class checked by the caller) into e->eh. */
+static void elf_load_ehdr(struct elfimg *e)
+{
+    if (!e->c32) {
+        memcpy(&e->eh, e->d, sizeof e->eh);
+        return;
+    }
+    Elf32_Ehdr h;
+    memcpy(&h, e->d, sizeof h);
+    memset(&e->eh, 0, sizeof e->eh);
+    memcpy(e->eh.e_ident, h.e_ident, EI_NIDENT);
+    e->eh.e_type = h.e_type;
+    e->eh.e_machine = h.e_machine;
+    e->eh.e_version = h.e_version;
+    e->eh.e_entry = h.e_entry;
+    e->eh.e_phoff = h.e_phoff;
+    e->eh.e_shoff = h.e_shoff;
+    e->eh.e_flags = h.e_flags;
+    e->eh.e_ehsize = h.e_ehsize;
+    e->eh.e_phentsize = h.e_phentsize;
+    e->eh.e_phnum = h.e_phnum;
+    e->eh.e_shentsize = h.e_shentsize;
+    e->eh.e_shnum = h.e_shnum;
+    e->eh.e_shstrndx = h.e_shstrndx;
+}
 
 static bool span_ok(size_t n, uint64_t off, uint64_t len)
 {
@@ -701,13 +729,25 @@ static bool span_ok(size_t n, uint64_t off, uint64_t len)
 
 static bool elf_shdr(const struct elfimg *e, size_t i, Elf64_Shdr *out)
 {
+    size_t esz = e->c32 ? sizeof(Elf32_Shdr) : sizeof *out;
     if (e->eh.e_shoff == 0 || i >= e->eh.e_shnum ||
         e->eh.e_shoff > e->n)
         return false;
-    uint64_t off = e->eh.e_shoff + (uint64_t)i * sizeof *out;
-    if (!span_ok(e->n, off, sizeof *out))
+    uint64_t off = e->eh.e_shoff + (uint64_t)i * esz;
+    if (!span_ok(e->n, off, esz))
         return false;
-    memcpy(out, e->d + off, sizeof *out);
+    if (!e->c32) {
+        memcpy(out, e->d + off, sizeof *out);
+        return true;
+    }
+    Elf32_Shdr s;
+    memcpy(&s, e->d + off, sizeof s);
+    *out = (Elf64_Shdr){
+        .sh_name = s.sh_name, .sh_type = s.sh_type, .sh_flags = s.sh_flags,
+        .sh_addr = s.sh_addr, .sh_offset = s.sh_offset, .sh_size = s.sh_size,
+        .sh_link = s.sh_link, .sh_info = s.sh_info,
+        .sh_addralign = s.sh_addralign, .sh_entsize = s.sh_entsize,
+    };
     return true;
 }
 
@@ -733,12 +773,23 @@ static bool elf_section(const struct elfimg *e, const char *name,
 
 static bool elf_phdr(const struct elfimg *e, size_t i, Elf64_Phdr *out)
 {
+    size_t esz = e->c32 ? sizeof(Elf32_Phdr) : sizeof *out;
     if (e->eh.e_phoff == 0 || i >= e->eh.e_phnum || e->eh.e_phoff > e->n)
         return false;
-    uint64_t off = e->eh.e_phoff + (uint64_t)i * sizeof *out;
-    if (!span_ok(e->n, off, sizeof *out))
+    uint64_t off = e->eh.e_phoff + (uint64_t)i * esz;
+    if (!span_ok(e->n, off, esz))
         return false;
-    memcpy(out, e->d + off, sizeof *out);
+    if (!e->c32) {
+        memcpy(out, e->d + off, sizeof *out);
+        return true;
+    }
+    Elf32_Phdr p;
+    memcpy(&p, e->d + off, sizeof p);
+    *out = (Elf64_Phdr){
+        .p_type = p.p_type, .p_flags = p.p_flags, .p_offset = p.p_offset,
+        .p_vaddr = p.p_vaddr, .p_paddr = p.p_paddr, .p_filesz = p.p_filesz,
+        .p_memsz = p.p_memsz, .p_align = p.p_align,
+    };
     return true;
 }
 
@@ -889,14 +940,16 @@ static int open_image(const uint8_t *d, size_t n, const char *name,
                  sizeof k->format - strlen(k->format), "raw BTF");
         return 0;
     }
-    if (n >= sizeof(Elf64_Ehdr) && memcmp(d, ELFMAG, SELFMAG) == 0) {
-        struct elfimg e = {.d = d, .n = n};
-        memcpy(&e.eh, d, sizeof e.eh);
-        if (d[EI_CLASS] != ELFCLASS64 || d[EI_DATA] != ELFDATA2LSB) {
-            say(err, errlen, "%s: only 64-bit little-endian kernel ELF images "
-                "are supported", name);
+    if (n >= sizeof(Elf32_Ehdr) && memcmp(d, ELFMAG, SELFMAG) == 0) {
+        struct elfimg e = {.d = d, .n = n, .c32 = d[EI_CLASS] == ELFCLASS32};
+        if ((d[EI_CLASS] != ELFCLASS64 && d[EI_CLASS] != ELFCLASS32) ||
+            d[EI_DATA] != ELFDATA2LSB ||
+            (!e.c32 && n < sizeof(Elf64_Ehdr))) {
+            say(err, errlen, "%s: only little-endian kernel ELF images "
+                "(64- or 32-bit) are supported", name);
             return -1;
         }
+        elf_load_ehdr(&e);
         Elf64_Shdr sh;
         size_t off = 0, len = 0;
         if (elf_section(&e, ".BTF", &sh) && span_ok(n, sh.sh_offset, sh.sh_size)) {

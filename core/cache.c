@@ -201,6 +201,16 @@ void vmem_cache_put(struct vmem_cache *c, uint64_t gfn, const void *buf)
     pthread_mutex_unlock(&s->lock);
 }
 
+void vmem_cache_forget(struct vmem_cache *c, uint64_t gfn)
+{
+    struct shard *s = shard_of(c, gfn);
+    pthread_mutex_lock(&s->lock);
+    uint32_t i = lookup(s, gfn);
+    if (i != NIL)
+        unlink_slot(s, i);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void vmem_cache_flush(struct vmem_cache *c)
 {
     for (int k = 0; k < SHARDS; k++) {

@@ -32,6 +32,8 @@ int vmem_cache_get(struct vmem_cache *c, uint64_t gfn, void *buf);
 int vmem_cache_contains(struct vmem_cache *c, uint64_t gfn);
 /* Insert or refresh frame gfn from buf (4 KiB), evicting if full. */
 void vmem_cache_put(struct vmem_cache *c, uint64_t gfn, const void *buf);
+/* Drop frame gfn if cached (it was written). */
+void vmem_cache_forget(struct vmem_cache *c, uint64_t gfn);
 /* Drop every entry (the guest resumed, or the user asked). */
 void vmem_cache_flush(struct vmem_cache *c);
 void vmem_cache_stats(struct vmem_cache *c, struct vmem_cache_stats *out);

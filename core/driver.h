@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define VMEM_PAGE_SHIFT 12
 #define VMEM_PAGE_SIZE  (1u << VMEM_PAGE_SHIFT)
@@ -79,6 +80,14 @@ struct vmem_driver_ops {
      * Required. */
     int (*ranges)(void *drv, const struct vmem_range **out, size_t *n);
 
+    /* Re-read the guest-physical layout, optional (live sources whose
+     * layout can change: firmware mapping RAM over ROM, hotplug).  Returns
+     * 1 when it changed (the next ranges() call returns the new array; every
+     * array ranges() ever returned stays valid until close), 0 when
+     * unchanged, -errno on failure (the old layout stays).  May block on
+     * the hypervisor for a moment; not called on the read path. */
+    int (*refresh)(void *drv);
+
     /* Fast path, optional: a host pointer to guest memory [gpa, gpa+len),
      * contiguous, valid until close; NULL when the span is not mapped as one
      * piece (core then falls back to read_frames).  Touching it may raise
@@ -105,6 +114,12 @@ struct vmem_driver_ops {
     /* Batched write, optional (only used with -o rw). Same contract. */
     int (*write_frames)(void *drv, const uint64_t *gfns,
                         const void *const *bufs, int *status, size_t n);
+
+    /* Byte-granular write, optional (-o rw only), preferred by core over
+     * write_frames: [gpa, gpa+len) lies in one range; writes exactly those
+     * bytes, so a running guest's writes to the rest of the page survive.
+     * Returns the bytes written (short only at an error) or -errno. */
+    ssize_t (*write)(void *drv, uint64_t gpa, const void *buf, size_t len);
 
     /* vCPU state, optional: how many vCPUs the source knows of ... */
     int (*vcpu_count)(void *drv);

@@ -4,8 +4,7 @@
  * page-table root, the task list, and each process's memory areas as the
  * guest's /proc/<pid>/maps and /proc/<pid>/status would show them.
  *
- * How a kernel is found (x86-64; the same steps fit i386 with another
- * __START_KERNEL_map and paging mode):
+ * How a kernel is found (x86-64; i386 differs where noted below):
  *   1. scan guest RAM in 1 MiB chunks for "Linux version " followed by a
  *      plausible banner; each distinct banner is matched against the
  *      profiles of --symbols DIR (or a forced --profile is tried as is).
@@ -30,6 +29,16 @@
  *   5. a vCPU's CR3, when known, is checked against that root (equal, PTI's
  *      user copy at +4 KiB, or a process page table that maps the kernel
  *      the same way) and reported.
+ *
+ * i386 (a profile whose linux_banner lies below 4 GiB; pointers, longs and
+ * maple-tree slots and pivots of 4 bytes): the kernel image lives in the
+ * linear map, virtual = PAGE_OFFSET + physical, so KASLR moves both by the
+ * same amount (vshift == pshift, CONFIG_PHYSICAL_ALIGN steps) and PAGE_OFFSET
+ * (0xc0000000 with the usual 3G/1G split) follows from the banner's
+ * virtual and physical places.  The root is swapper_pg_dir; the paging mode
+ * is PAE or 2-level 32-bit, from a vCPU's CR4.PAE, else the profile's
+ * pgd_t size (8 bytes with PAE), and is proven by translation like the
+ * shift.  User space ends at PAGE_OFFSET.
  *
  * Every read of kernel memory goes through the kernel address space (its
  * translation cache) and the VM's physical read path.  The guest controls
@@ -56,7 +65,9 @@
 #include "core/vm.h"
 
 #define KMAP_X64        0xffffffff80000000ull   /* __START_KERNEL_map */
+#define X86_32_TOP      0x100000000ull          /* i386: 4 GiB of address space */
 #define PHYS_ALIGN      0x200000ull             /* CONFIG_PHYSICAL_ALIGN min */
+#define PHYS_ALIGN32    0x2000ull               /* the same on i386 */
 #define KIMAGE_MAX      0x40000000ull           /* KERNEL_IMAGE_SIZE, KASLR */
 
 #define SCAN_CHUNK      (1u << 20)
@@ -86,6 +97,7 @@
 /* Offsets of what the walkers read, from the profile; NONE when the profile
  * does not have the member (optional ones then degrade gracefully). */
 struct lx_offsets {
+    unsigned psize;                 /* pointer and long size: 8, or 4 (i386) */
     long task_tasks, task_pid, task_tgid, task_comm, task_state, task_exit_state,
          task_flags, task_mm, task_real_parent, task_real_cred, task_signal,
          task_thread_group, task_group_leader;
@@ -126,6 +138,11 @@ struct linux_os {
     char release[128];
     uint64_t banner_gpa;
     uint64_t pshift, vshift;        /* two's complement when negative */
+    uint64_t kmap;                  /* link address of physical 0 before the
+                                       shift: __START_KERNEL_map, or i386's
+                                       PAGE_OFFSET */
+    uint64_t kptr_lo;               /* lowest kernel address (i386: PAGE_OFFSET) */
+    unsigned psize;                 /* 8, or 4 on i386 */
     enum vmem_paging_mode mode;
     const char *mode_source;
     uint64_t dtb;
@@ -295,17 +312,35 @@ static char *sb_finish(struct sbuf *b, size_t *len)
 
 /* ---- kernel memory ------------------------------------------------------ */
 
-/* A canonical kernel (upper-half) address of this paging mode. */
+static bool is_32bit(const struct linux_os *os)
+{
+    return os->psize == 4;
+}
+
+/* A canonical kernel (upper-half) address of this paging mode; on i386 an
+ * address from PAGE_OFFSET up (the top 64 KiB, like x86-64's, excluded:
+ * ERR_PTR values live there). */
 static bool kptr_ok(const struct linux_os *os, uint64_t v)
 {
+    if (is_32bit(os))
+        return v >= os->kptr_lo && v < X86_32_TOP - 0x10000;
     uint64_t lo = os->mode == VMEM_PAGING_X86_64_5L ? 0xff00000000000000ull
                                                     : 0xffff800000000000ull;
     return v >= lo && v < UINT64_MAX - 0xffff;
 }
 
+/* TASK_SIZE: the end of user space. */
 static uint64_t user_limit(const struct linux_os *os)
 {
+    if (is_32bit(os))
+        return os->kptr_lo;
     return os->mode == VMEM_PAGING_X86_64_5L ? (1ull << 56) : (1ull << 47);
+}
+
+/* ULONG_MAX of the guest: the maple tree's largest index. */
+static uint64_t ulong_max(const struct linux_os *os)
+{
+    return is_32bit(os) ? 0xffffffffull : UINT64_MAX;
 }
 
 /* Read len bytes of kernel virtual memory at gva (crossing pages).  0, or
@@ -330,12 +365,18 @@ static int kread(struct linux_os *os, uint64_t gva, void *buf, size_t len)
     return 0;
 }
 
-static int kread64(struct linux_os *os, uint64_t gva, uint64_t *v)
+/* A pointer or an unsigned long of the guest: 8 bytes, or 4 on i386. */
+static uint64_t ldptr(const struct linux_os *os, const uint8_t *p)
+{
+    return is_32bit(os) ? ld32(p) : ld64(p);
+}
+
+static int kreadptr(struct linux_os *os, uint64_t gva, uint64_t *v)
 {
     uint8_t b[8];
-    int rc = kread(os, gva, b, 8);
+    int rc = kread(os, gva, b, os->psize);
     if (rc == 0)
-        *v = ld64(b);
+        *v = ldptr(os, b);
     return rc;
 }
 
@@ -348,12 +389,13 @@ static int kread32(struct linux_os *os, uint64_t gva, uint32_t *v)
     return rc;
 }
 
-/* A field at base+off when both are known. */
-static int kfield64(struct linux_os *os, uint64_t base, long off, uint64_t *v)
+/* A field at base+off when both are known: a pointer or (unsigned) long,
+ * guest-sized. */
+static int kfieldptr(struct linux_os *os, uint64_t base, long off, uint64_t *v)
 {
     if (off == NONE || !base)
         return -ENOENT;
-    return kread64(os, base + (uint64_t)off, v);
+    return kreadptr(os, base + (uint64_t)off, v);
 }
 
 static int kfield32(struct linux_os *os, uint64_t base, long off, uint32_t *v)
@@ -409,9 +451,22 @@ static long off_arr(const struct isf *f, const char *type, const char *member,
     return (long)o;
 }
 
+/* The guest's pointer size: the profile's "pointer" base type, else what
+ * linux_banner's address says (below 4 GiB: i386). */
+static unsigned profile_psize(const struct isf *f)
+{
+    uint64_t sz, banner;
+    if (isf_type_size(f, "pointer", &sz) == 0 && (sz == 4 || sz == 8))
+        return (unsigned)sz;
+    if (isf_symbol(f, "linux_banner", &banner) == 0 && banner < X86_32_TOP)
+        return 4;
+    return 8;
+}
+
 static int load_offsets(const struct isf *f, struct lx_offsets *o,
                         char *why, size_t whylen)
 {
+    o->psize = profile_psize(f);
     o->task_tasks = off_of(f, "task_struct", "tasks");
     o->task_pid = off_of(f, "task_struct", "pid");
     o->task_tgid = off_of(f, "task_struct", "tgid");
@@ -466,22 +521,41 @@ static int load_offsets(const struct isf *f, struct lx_offsets *o,
     o->vma_private = off_of(f, "vm_area_struct", "vm_private_data");
     o->vma_anon_name = off_of(f, "vm_area_struct", "anon_name");
 
-    /* Maple nodes: 256 bytes, layout fixed by the kernel's design; the
+    /* Maple nodes: 256 bytes, layout fixed by the kernel's design
+     * (include/linux/maple_tree.h: 64-bit MAPLE_RANGE64_SLOTS 16,
+     * MAPLE_ARANGE64_SLOTS 10, MAPLE_NODE_SLOTS 31; 32-bit 32, 21, 63); the
      * profile's numbers win where it has them. */
-    o->r64_pivot = off_arr(f, "maple_range_64", "pivot", &o->r64_npivots, 15);
-    o->r64_slot = off_arr(f, "maple_range_64", "slot", &o->r64_nslots, 16);
-    o->r64_meta = off_of(f, "maple_range_64", "meta");
-    o->a64_pivot = off_arr(f, "maple_arange_64", "pivot", &o->a64_npivots, 9);
-    o->a64_slot = off_arr(f, "maple_arange_64", "slot", &o->a64_nslots, 10);
-    o->a64_meta = off_of(f, "maple_arange_64", "meta");
-    o->dense_slot = off_arr(f, "maple_node", "slot", &o->dense_nslots, 31);
-    if (o->r64_pivot == NONE) { o->r64_pivot = 8; o->r64_npivots = 15; }
-    if (o->r64_slot == NONE) { o->r64_slot = 128; o->r64_nslots = 16; }
-    if (o->r64_meta == NONE) o->r64_meta = 248;
-    if (o->a64_pivot == NONE) { o->a64_pivot = 8; o->a64_npivots = 9; }
-    if (o->a64_slot == NONE) { o->a64_slot = 80; o->a64_nslots = 10; }
-    if (o->a64_meta == NONE) o->a64_meta = 240;
-    if (o->dense_slot == NONE) { o->dense_slot = 8; o->dense_nslots = 31; }
+    if (o->psize == 4) {
+        o->r64_pivot = off_arr(f, "maple_range_64", "pivot", &o->r64_npivots, 31);
+        o->r64_slot = off_arr(f, "maple_range_64", "slot", &o->r64_nslots, 32);
+        o->r64_meta = off_of(f, "maple_range_64", "meta");
+        o->a64_pivot = off_arr(f, "maple_arange_64", "pivot", &o->a64_npivots, 20);
+        o->a64_slot = off_arr(f, "maple_arange_64", "slot", &o->a64_nslots, 21);
+        o->a64_meta = off_of(f, "maple_arange_64", "meta");
+        o->dense_slot = off_arr(f, "maple_node", "slot", &o->dense_nslots, 63);
+        if (o->r64_pivot == NONE) { o->r64_pivot = 4; o->r64_npivots = 31; }
+        if (o->r64_slot == NONE) { o->r64_slot = 128; o->r64_nslots = 32; }
+        if (o->r64_meta == NONE) o->r64_meta = 252;
+        if (o->a64_pivot == NONE) { o->a64_pivot = 4; o->a64_npivots = 20; }
+        if (o->a64_slot == NONE) { o->a64_slot = 84; o->a64_nslots = 21; }
+        if (o->a64_meta == NONE) o->a64_meta = 252;
+        if (o->dense_slot == NONE) { o->dense_slot = 4; o->dense_nslots = 63; }
+    } else {
+        o->r64_pivot = off_arr(f, "maple_range_64", "pivot", &o->r64_npivots, 15);
+        o->r64_slot = off_arr(f, "maple_range_64", "slot", &o->r64_nslots, 16);
+        o->r64_meta = off_of(f, "maple_range_64", "meta");
+        o->a64_pivot = off_arr(f, "maple_arange_64", "pivot", &o->a64_npivots, 9);
+        o->a64_slot = off_arr(f, "maple_arange_64", "slot", &o->a64_nslots, 10);
+        o->a64_meta = off_of(f, "maple_arange_64", "meta");
+        o->dense_slot = off_arr(f, "maple_node", "slot", &o->dense_nslots, 31);
+        if (o->r64_pivot == NONE) { o->r64_pivot = 8; o->r64_npivots = 15; }
+        if (o->r64_slot == NONE) { o->r64_slot = 128; o->r64_nslots = 16; }
+        if (o->r64_meta == NONE) o->r64_meta = 248;
+        if (o->a64_pivot == NONE) { o->a64_pivot = 8; o->a64_npivots = 9; }
+        if (o->a64_slot == NONE) { o->a64_slot = 80; o->a64_nslots = 10; }
+        if (o->a64_meta == NONE) o->a64_meta = 240;
+        if (o->dense_slot == NONE) { o->dense_slot = 8; o->dense_nslots = 31; }
+    }
 
     o->file_mnt = off_of(f, "file", "f_path.mnt");
     o->file_dentry = off_of(f, "file", "f_path.dentry");
@@ -517,10 +591,13 @@ static int load_offsets(const struct isf *f, struct lx_offsets *o,
 
 /* ---- KASLR -------------------------------------------------------------- */
 
-/* The vCPU facts that help: LA57 and CR3 of the first vCPU in long mode. */
+/* The vCPU facts that help: CR4's paging bits and CR3 of the first vCPU
+ * with paging on.  (EFER is not in every dump's notes, so long mode is not
+ * told from it: the profile says whether the kernel is 64- or 32-bit.) */
 struct vcpu_hint {
     bool have;
     bool la57;
+    bool pae;
     uint64_t cr3;
     unsigned id;
 };
@@ -529,18 +606,22 @@ static void vcpu_hint(struct vm *vm, struct vcpu_hint *h)
 {
     memset(h, 0, sizeof *h);
     int n = vm_vcpu_count(vm);
-    for (int c = 0; c < n && c < 1024; c++) {
-        struct vmem_vcpu v;
-        if (vm_vcpu_state(vm, (unsigned)c, &v) < 0 || !(v.valid & VMEM_VCPU_CRS))
-            continue;
-        /* Paging on with PAE (EFER is not in every dump's notes). */
-        if (!(v.cr0 & (1ull << 31)) || !(v.cr4 & (1ull << 5)) || !v.cr3)
-            continue;
-        h->have = true;
-        h->la57 = (v.cr4 >> 12) & 1;
-        h->cr3 = v.cr3;
-        h->id = v.id;
-        return;
+    /* Paging on (CR0.PG) with a root: one with CR4.PAE first (every vCPU
+     * of an x86-64 or PAE guest), else any (a 2-level 32-bit guest). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int c = 0; c < n && c < 1024; c++) {
+            struct vmem_vcpu v;
+            if (vm_vcpu_state(vm, (unsigned)c, &v) < 0 || !(v.valid & VMEM_VCPU_CRS))
+                continue;
+            if (!(v.cr0 & (1ull << 31)) || !v.cr3 || (pass == 0 && !(v.cr4 & (1ull << 5))))
+                continue;
+            h->have = true;
+            h->pae = (v.cr4 >> 5) & 1;
+            h->la57 = (v.cr4 >> 12) & 1;
+            h->cr3 = v.cr3;
+            h->id = v.id;
+            return;
+        }
     }
 }
 
@@ -553,12 +634,13 @@ static bool phys_read_u32(struct vm *vm, uint64_t gpa, uint32_t *v)
     return true;
 }
 
-static bool phys_read_u64(struct vm *vm, uint64_t gpa, uint64_t *v)
+/* A guest pointer (psize bytes) in physical memory. */
+static bool phys_read_ptr(struct vm *vm, uint64_t gpa, unsigned psize, uint64_t *v)
 {
     uint8_t b[8];
-    if (vm_read_phys(vm, gpa, b, 8, VM_READ_STRICT) != 8)
+    if (vm_read_phys(vm, gpa, b, psize, VM_READ_STRICT) != (ssize_t)psize)
         return false;
-    *v = ld64(b);
+    *v = psize == 4 ? ld32(b) : ld64(b);
     return true;
 }
 
@@ -568,8 +650,121 @@ static bool maps_to(struct vmem_as *as, uint64_t gva, uint64_t gpa)
     return vmem_as_translate(as, gva, &got, NULL) == 0 && got == gpa;
 }
 
+static const char *mode_name(enum vmem_paging_mode m)
+{
+    switch (m) {
+    case VMEM_PAGING_X86_64_5L: return "x86-64 5-level";
+    case VMEM_PAGING_X86_64_4L: return "x86-64 4-level";
+    case VMEM_PAGING_PAE: return "x86 PAE";
+    case VMEM_PAGING_X86_32: return "x86 32-bit";
+    }
+    return "?";
+}
+
+/* Sign-extend a 32-bit difference: i386 shifts as two's complement. */
+static uint64_t sext32(uint64_t v)
+{
+    return (uint64_t)(int64_t)(int32_t)(uint32_t)v;
+}
+
+/* kaslr_try for an i386 kernel (see the header comment): every link
+ * address X of the image runs at X + vshift and sits physically at
+ * X + vshift - PAGE_OFFSET. */
+static bool kaslr_try32(struct linux_os *os, const struct isf *f, uint64_t banner_gpa,
+                        const struct vcpu_hint *hint, uint64_t s_banner, uint64_t s_dtb,
+                        uint64_t s_init_task, char *why, size_t whylen)
+{
+    if (((banner_gpa - s_banner) & (PHYS_ALIGN32 - 1)) != 0) {
+        snprintf(why, whylen, "banner at 0x%" PRIx64 " gives a physical shift "
+                 "that is not 8 KiB aligned (the printk log's copy?)", banner_gpa);
+        return false;
+    }
+    /* The image is one piece: physical places relative to the banner's
+     * (all below 4 GiB: a 32-bit CR3 must reach the root). */
+    if (banner_gpa + s_dtb < s_banner || banner_gpa + s_init_task < s_banner ||
+        banner_gpa + s_dtb - s_banner >= X86_32_TOP ||
+        banner_gpa + s_init_task - s_banner >= X86_32_TOP) {
+        snprintf(why, whylen, "banner at 0x%" PRIx64 ": the profile's symbols do "
+                 "not fit below it", banner_gpa);
+        return false;
+    }
+    uint64_t dtb = banner_gpa + s_dtb - s_banner;
+    uint64_t it_phys = banner_gpa + s_init_task - s_banner;
+
+    /* PAE or not: a vCPU's CR4.PAE, else the profile's pgd_t (8 bytes
+     * with PAE); both are tried. */
+    enum vmem_paging_mode modes[2];
+    const char *source[2];
+    uint64_t pgd_size = 0;
+    bool pae_first = true;
+    if (hint->have) {
+        pae_first = hint->pae;
+        source[0] = "vCPU CR4.PAE";
+        source[1] = "tried (vCPU CR4 disagreed)";
+    } else if (isf_type_size(f, "pgd_t", &pgd_size) == 0 && (pgd_size == 4 || pgd_size == 8)) {
+        pae_first = pgd_size == 8;
+        source[0] = "the profile's pgd_t size";
+        source[1] = "tried (pgd_t size disagreed)";
+    } else {
+        source[0] = source[1] = "tried";
+    }
+    modes[0] = pae_first ? VMEM_PAGING_PAE : VMEM_PAGING_X86_32;
+    modes[1] = pae_first ? VMEM_PAGING_X86_32 : VMEM_PAGING_PAE;
+
+    /* Virtual shift candidates: init_task's self pointers, then the usual
+     * PAGE_OFFSETs (3G/1G and the other VMSPLIT choices). */
+    uint64_t cand[7];
+    int ncand = 0;
+    uint64_t ptr;
+    if (os->o.task_real_parent != NONE &&
+        phys_read_ptr(os->vm, it_phys + (uint64_t)os->o.task_real_parent, 4, &ptr))
+        cand[ncand++] = sext32(ptr - s_init_task);
+    if (os->o.task_group_leader != NONE &&
+        phys_read_ptr(os->vm, it_phys + (uint64_t)os->o.task_group_leader, 4, &ptr))
+        cand[ncand++] = sext32(ptr - s_init_task);
+    static const uint64_t page_offsets[] = {
+        0xc0000000ull, 0xb0000000ull, 0x80000000ull, 0x78000000ull, 0x40000000ull,
+    };
+    for (size_t i = 0; i < sizeof page_offsets / sizeof page_offsets[0]; i++)
+        cand[ncand++] = sext32(banner_gpa + page_offsets[i] - s_banner);
+
+    for (int m = 0; m < 2; m++) {
+        struct vmem_as *as = vmem_as_new(modes[m], dtb, &os->rd);
+        if (!as) {
+            snprintf(why, whylen, "out of memory");
+            return false;
+        }
+        for (int c = 0; c < ncand; c++) {
+            uint64_t vshift = cand[c];
+            uint64_t va = s_banner + vshift;
+            /* PAGE_OFFSET = the banner's virtual minus physical place: at
+             * least 1 GiB (VMSPLIT_1G), 16 MiB aligned. */
+            uint64_t page_offset = va - banner_gpa;
+            if ((vshift & (PHYS_ALIGN32 - 1)) || va >= X86_32_TOP ||
+                page_offset < 0x40000000ull || page_offset > 0xc0000000ull ||
+                (page_offset & 0xffffff) || !maps_to(as, va, banner_gpa))
+                continue;
+            os->pshift = vshift;
+            os->vshift = vshift;
+            os->kmap = page_offset;
+            os->kptr_lo = page_offset;
+            os->dtb = dtb;
+            os->mode = modes[m];
+            os->mode_source = source[m];
+            os->kas = as;
+            os->banner_gpa = banner_gpa;
+            return true;
+        }
+        vmem_as_free(as);
+    }
+    snprintf(why, whylen, "banner at 0x%" PRIx64 ": linux_banner does not translate "
+             "to it through swapper_pg_dir at 0x%" PRIx64 " with any virtual shift "
+             "(PAE or 32-bit paging)", banner_gpa, dtb);
+    return false;
+}
+
 /* Try to establish the kernel's layout with profile f and the banner found
- * at banner_gpa.  On success fills os->{pshift, vshift, dtb, mode, kas}. */
+ * at banner_gpa.  On success fills os->{pshift, vshift, kmap, dtb, mode, kas}. */
 static bool kaslr_try(struct linux_os *os, const struct isf *f, uint64_t banner_gpa,
                       const struct vcpu_hint *hint, char *why, size_t whylen)
 {
@@ -578,16 +773,22 @@ static bool kaslr_try(struct linux_os *os, const struct isf *f, uint64_t banner_
         snprintf(why, whylen, "the profile has no linux_banner symbol");
         return false;
     }
-    if (s_banner < KMAP_X64) {
-        snprintf(why, whylen, "the profile is not for an x86-64 kernel "
-                 "(linux_banner at 0x%" PRIx64 "): 32-bit guests are not supported yet",
-                 s_banner);
+    bool i386 = s_banner < X86_32_TOP;
+    if (!i386 && s_banner < KMAP_X64) {
+        snprintf(why, whylen, "the profile is for no x86 kernel layout known here "
+                 "(linux_banner at 0x%" PRIx64 ")", s_banner);
+        return false;
+    }
+    if (i386 != (os->o.psize == 4)) {
+        snprintf(why, whylen, "the profile's pointer size (%u) does not fit its "
+                 "linux_banner at 0x%" PRIx64, os->o.psize, s_banner);
         return false;
     }
     if (isf_symbol(f, "init_top_pgt", &s_dtb) < 0 &&
         isf_symbol(f, "init_level4_pgt", &s_dtb) < 0 &&
         isf_symbol(f, "swapper_pg_dir", &s_dtb) < 0) {
-        snprintf(why, whylen, "the profile has no init_top_pgt symbol");
+        snprintf(why, whylen, i386 ? "the profile has no swapper_pg_dir symbol"
+                                   : "the profile has no init_top_pgt symbol");
         return false;
     }
     if (isf_symbol(f, "init_task", &s_init_task) < 0) {
@@ -599,6 +800,10 @@ static bool kaslr_try(struct linux_os *os, const struct isf *f, uint64_t banner_
                  "would be (page offset differs)", banner_gpa);
         return false;
     }
+    os->psize = os->o.psize;
+    if (i386)
+        return kaslr_try32(os, f, banner_gpa, hint, s_banner, s_dtb, s_init_task,
+                           why, whylen);
     uint64_t pshift = banner_gpa - (s_banner - KMAP_X64);
     if (pshift & (PHYS_ALIGN - 1)) {
         snprintf(why, whylen, "banner at 0x%" PRIx64 " gives a physical shift "
@@ -640,10 +845,10 @@ static bool kaslr_try(struct linux_os *os, const struct isf *f, uint64_t banner_
     int ncand = 0;
     uint64_t ptr;
     if (os->o.task_real_parent != NONE &&
-        phys_read_u64(os->vm, it_phys + (uint64_t)os->o.task_real_parent, &ptr))
+        phys_read_ptr(os->vm, it_phys + (uint64_t)os->o.task_real_parent, 8, &ptr))
         cand[ncand++] = ptr - s_init_task;
     if (os->o.task_group_leader != NONE &&
-        phys_read_u64(os->vm, it_phys + (uint64_t)os->o.task_group_leader, &ptr))
+        phys_read_ptr(os->vm, it_phys + (uint64_t)os->o.task_group_leader, 8, &ptr))
         cand[ncand++] = ptr - s_init_task;
 
     for (int m = 0; m < nmodes; m++) {
@@ -673,6 +878,7 @@ static bool kaslr_try(struct linux_os *os, const struct isf *f, uint64_t banner_
         if (found) {
             os->pshift = pshift;
             os->vshift = vshift;
+            os->kmap = KMAP_X64;
             os->dtb = dtb;
             os->mode = modes[m];
             os->mode_source = source[m];
@@ -688,6 +894,16 @@ static bool kaslr_try(struct linux_os *os, const struct isf *f, uint64_t banner_
     return false;
 }
 
+/* The page-table root a CR3 value names in this paging mode. */
+static uint64_t cr3_root(enum vmem_paging_mode mode, uint64_t cr3)
+{
+    switch (mode) {
+    case VMEM_PAGING_PAE: return cr3 & 0xffffffe0ull;
+    case VMEM_PAGING_X86_32: return cr3 & 0xfffff000ull;
+    default: return cr3 & 0x000ffffffffff000ull;     /* PCID/flags, bit 63 */
+    }
+}
+
 /* Compare a vCPU's CR3 with what we derived and say how it relates. */
 static void cr3_crosscheck(struct linux_os *os, const struct vcpu_hint *h,
                            uint64_t s_banner)
@@ -696,7 +912,7 @@ static void cr3_crosscheck(struct linux_os *os, const struct vcpu_hint *h,
         snprintf(os->cr3_check, sizeof os->cr3_check, "no vCPU state in the source");
         return;
     }
-    uint64_t root = h->cr3 & 0x000ffffffffff000ull;   /* PCID/flags, bit 63 */
+    uint64_t root = cr3_root(os->mode, h->cr3);
     if (root == os->dtb) {
         snprintf(os->cr3_check, sizeof os->cr3_check,
                  "vCPU %u CR3 0x%" PRIx64 " is the kernel page-table root", h->id, h->cr3);
@@ -708,7 +924,10 @@ static void cr3_crosscheck(struct linux_os *os, const struct vcpu_hint *h,
                  h->cr3);
         return;
     }
-    struct vmem_as *as = vmem_as_new(os->mode, root & ~0x1000ull, &os->rd);
+    /* A process's root: PTI's user copy (+4 KiB of a page-aligned kernel
+     * copy) maps little of the kernel, so look at the kernel copy. */
+    uint64_t kroot = (root & 0xfff) ? root : root & ~0x1000ull;
+    struct vmem_as *as = vmem_as_new(os->mode, kroot, &os->rd);
     bool same = as && maps_to(as, s_banner + os->vshift, os->banner_gpa);
     vmem_as_free(as);
     snprintf(os->cr3_check, sizeof os->cr3_check,
@@ -748,6 +967,7 @@ struct scan_state {
     size_t nseen;
     char first_unmatched[BANNER_MAX + 1];
     char last_why[256];
+    bool why_at_banner;     /* last_why is about a copy where linux_banner can be */
     unsigned tries;
     struct isf *loaded;     /* the profile loaded from the dir, kept */
     char *loaded_path;
@@ -818,7 +1038,15 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
     char why[256];
     if (load_offsets(f, &os->o, why, sizeof why) < 0 ||
         !kaslr_try(os, f, gpa, hint, why, sizeof why)) {
-        snprintf(s->last_why, sizeof s->last_why, "%s", why);
+        /* Why a copy of the banner at linux_banner's page offset failed
+         * says more than why a later one elsewhere (the printk log's)
+         * did: keep the former. */
+        uint64_t sb;
+        bool at_banner = isf_symbol(f, "linux_banner", &sb) == 0 && (gpa & 0xfff) == (sb & 0xfff);
+        if (at_banner || !s->why_at_banner) {
+            snprintf(s->last_why, sizeof s->last_why, "%s", why);
+            s->why_at_banner = at_banner;
+        }
         return false;
     }
     if (!os->isf) {
@@ -888,9 +1116,12 @@ static bool scan_stride(struct linux_os *os, const struct linux_options *opt,
                         struct scan_state *s, const struct vcpu_hint *hint)
 {
     uint64_t sym;
-    if (!os->isf || isf_symbol(os->isf, "linux_banner", &sym) < 0 || sym < KMAP_X64)
+    if (!os->isf || isf_symbol(os->isf, "linux_banner", &sym) < 0 ||
+        (sym < KMAP_X64 && sym >= X86_32_TOP))
         return false;
-    uint64_t rem = (sym - KMAP_X64) & (PHYS_ALIGN - 1);
+    /* __START_KERNEL_map (and i386's PAGE_OFFSET) are 2 MiB multiples: the
+     * banner's offset in its 2 MiB is the link address's. */
+    uint64_t rem = sym & (PHYS_ALIGN - 1);
     const struct vmem_range *r;
     size_t nr;
     vm_ranges(os->vm, &r, &nr);
@@ -919,7 +1150,7 @@ static bool scan_stride(struct linux_os *os, const struct linux_options *opt,
 static bool scan_cr3(struct linux_os *os, const struct linux_options *opt,
                      struct scan_state *s, const struct vcpu_hint *hint, uint8_t *buf)
 {
-    if (!hint->have)
+    if (!hint->have || !hint->pae)      /* no x86-64 root without PAE */
         return false;
     uint64_t root = hint->cr3 & 0x000ffffffffff000ull;
     uint64_t roots[2] = {root & ~0x1000ull, root};
@@ -994,7 +1225,7 @@ static bool scan_for_kernel(struct linux_os *os, const struct linux_options *opt
 static uint64_t runtime_sym(const struct linux_os *os, const char *name)
 {
     uint64_t a;
-    if (isf_symbol(os->isf, name, &a) < 0 || a < KMAP_X64)
+    if (isf_symbol(os->isf, name, &a) < 0 || a < os->kmap)
         return 0;
     return a + os->vshift;
 }
@@ -1095,7 +1326,8 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
     vmem_log(LOG_INFO, "VM '%s': Linux %s, KASLR virtual shift 0x%" PRIx64
              ", physical shift 0x%" PRIx64 ", dtb 0x%" PRIx64 ", %s paging",
              vm_name(vm), os->release, os->vshift, os->pshift, os->dtb,
-             os->mode == VMEM_PAGING_X86_64_5L ? "5-level" : "4-level");
+             is_32bit(os) ? mode_name(os->mode)
+             : os->mode == VMEM_PAGING_X86_64_5L ? "5-level" : "4-level");
     return os;
 }
 
@@ -1207,10 +1439,10 @@ static bool read_task(struct linux_os *os, uint64_t gva, struct linux_task *t)
     uint32_t exit_state = o->task_exit_state != NONE ? ld32(AT(o->task_exit_state)) : 0;
     t->state = state_letter(state, exit_state);
     uint32_t flags = o->task_flags != NONE ? ld32(AT(o->task_flags)) : 0;
-    uint64_t mm = ld64(AT(o->task_mm));
-    uint64_t parent = o->task_real_parent != NONE ? ld64(AT(o->task_real_parent)) : 0;
-    uint64_t cred = o->task_real_cred != NONE ? ld64(AT(o->task_real_cred)) : 0;
-    uint64_t signal = o->task_signal != NONE ? ld64(AT(o->task_signal)) : 0;
+    uint64_t mm = ldptr(os, AT(o->task_mm));
+    uint64_t parent = o->task_real_parent != NONE ? ldptr(os, AT(o->task_real_parent)) : 0;
+    uint64_t cred = o->task_real_cred != NONE ? ldptr(os, AT(o->task_real_cred)) : 0;
+    uint64_t signal = o->task_signal != NONE ? ldptr(os, AT(o->task_signal)) : 0;
 #undef AT
     uint32_t v;
     if (kptr_ok(os, parent) && kfield32(os, parent, o->task_tgid, &v) == 0)
@@ -1230,9 +1462,9 @@ static bool read_task(struct linux_os *os, uint64_t gva, struct linux_task *t)
          * its head within the bound (a loop into its middle) stops there. */
         uint64_t head = gva + (uint64_t)o->task_thread_group, p = 0;
         unsigned n = 1;
-        if (kread64(os, head, &p) == 0)
+        if (kreadptr(os, head, &p) == 0)
             while (p != head && n < THREADS_MAX && kptr_ok(os, p) &&
-                   kread64(os, p, &p) == 0)
+                   kreadptr(os, p, &p) == 0)
                 n++;
         t->nthreads = n;
     }
@@ -1240,7 +1472,7 @@ static bool read_task(struct linux_os *os, uint64_t gva, struct linux_task *t)
     if (!t->kernel_thread) {
         uint64_t pgd, gpa;
         t->mm_gva = mm;
-        if (kfield64(os, mm, o->mm_pgd, &pgd) == 0 && kptr_ok(os, pgd) &&
+        if (kfieldptr(os, mm, o->mm_pgd, &pgd) == 0 && kptr_ok(os, pgd) &&
             vmem_as_translate(os->kas, pgd, &gpa, NULL) == 0)
             t->dtb = gpa;
     }
@@ -1273,13 +1505,13 @@ static struct snap *walk_tasks(struct linux_os *os)
     const uint64_t head = os->init_task + off;
     uint64_t next = 0;
     addrset_add(&seen, head);
-    if (kread64(os, head, &next) < 0)
+    if (kreadptr(os, head, &next) < 0)
         s->pub.truncated = true;
     else {
         for (unsigned n = 0;; n++) {
             if (next == head)
                 break;
-            if (n >= TASKS_MAX || !kptr_ok(os, next) || (next & 7) ||
+            if (n >= TASKS_MAX || !kptr_ok(os, next) || (next & (os->psize - 1)) ||
                 addrset_add(&seen, next) != 1) {
                 s->pub.truncated = true;
                 break;
@@ -1301,7 +1533,7 @@ static struct snap *walk_tasks(struct linux_os *os)
                 }
                 s->pub.task[s->pub.n++] = t;
             }
-            if (kread64(os, next, &next) < 0) {
+            if (kreadptr(os, next, &next) < 0) {
                 s->pub.truncated = true;
                 break;
             }
@@ -1384,7 +1616,7 @@ struct vma_list {
 static void vma_add(struct linux_os *os, uint64_t mm, struct vma_list *l, uint64_t gva)
 {
     const struct lx_offsets *o = &os->o;
-    if (!kptr_ok(os, gva) || (gva & 7))
+    if (!kptr_ok(os, gva) || (gva & (os->psize - 1)))
         return;
     if (l->n >= VMAS_MAX) {
         l->truncated = true;
@@ -1398,21 +1630,21 @@ static void vma_add(struct linux_os *os, uint64_t mm, struct vma_list *l, uint64
     }
     struct vma v = {.gva = gva};
     uint64_t vm_mm = 0;
-    if (kfield64(os, gva, o->vma_start, &v.start) < 0 ||
-        kfield64(os, gva, o->vma_end, &v.end) < 0 ||
-        kfield64(os, gva, o->vma_flags, &v.flags) < 0)
+    if (kfieldptr(os, gva, o->vma_start, &v.start) < 0 ||
+        kfieldptr(os, gva, o->vma_end, &v.end) < 0 ||
+        kfieldptr(os, gva, o->vma_flags, &v.flags) < 0)
         return;
     if (v.start >= v.end || (v.start & 0xfff) || (v.end & 0xfff) ||
         v.end > user_limit(os))
         return;
-    if (o->vma_mm != NONE && (kfield64(os, gva, o->vma_mm, &vm_mm) < 0 || vm_mm != mm))
+    if (o->vma_mm != NONE && (kfieldptr(os, gva, o->vma_mm, &vm_mm) < 0 || vm_mm != mm))
         return;
-    kfield64(os, gva, o->vma_pgoff, &v.pgoff);
-    kfield64(os, gva, o->vma_file, &v.file);
-    kfield64(os, gva, o->vma_ops, &v.ops);
-    kfield64(os, gva, o->vma_private, &v.priv);
+    kfieldptr(os, gva, o->vma_pgoff, &v.pgoff);
+    kfieldptr(os, gva, o->vma_file, &v.file);
+    kfieldptr(os, gva, o->vma_ops, &v.ops);
+    kfieldptr(os, gva, o->vma_private, &v.priv);
     if (os->have_anon_vma_name && !v.file)
-        kfield64(os, gva, o->vma_anon_name, &v.anon_name);
+        kfieldptr(os, gva, o->vma_anon_name, &v.anon_name);
     if (l->n == l->cap) {
         size_t nc = l->cap ? l->cap * 2 : 64;
         struct vma *nv = realloc(l->v, nc * sizeof *nv);
@@ -1445,9 +1677,10 @@ struct mt_frame {
 static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
 {
     const struct lx_offsets *o = &os->o;
+    const unsigned ps = os->psize;          /* slots and pivots: 8 or 4 bytes */
     uint64_t tree = mm + (uint64_t)o->mm_mt_root;     /* maple_tree.ma_root */
     uint64_t root = 0;
-    if (kread64(os, tree, &root) < 0) {
+    if (kreadptr(os, tree, &root) < 0) {
         l->truncated = true;
         return;
     }
@@ -1462,7 +1695,7 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
     uint64_t mt_base = mm + (uint64_t)o->mm_mt;
     struct mt_frame stack[MAPLE_DEPTH_MAX * 16 + 16];
     size_t sp = 0;
-    stack[sp++] = (struct mt_frame){root, 0, UINT64_MAX, mt_base & ~0xffull, 1};
+    stack[sp++] = (struct mt_frame){root, 0, ulong_max(os), mt_base & ~0xffull, 1};
     struct addrset seen = {0};
     unsigned nodes = 0;
     uint8_t nb[256];
@@ -1481,7 +1714,7 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
             l->truncated = true;
             continue;
         }
-        if ((ld64(nb) & ~0xffull) != f.parent) {
+        if ((ldptr(os, nb) & ~0xffull) != f.parent) {
             l->truncated = true;     /* stale or foreign node */
             continue;
         }
@@ -1491,8 +1724,8 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
         case 0:                      /* maple_dense: slots only */
             slot_off = o->dense_slot;
             nslot = o->dense_nslots;
-            for (unsigned i = 0; i < nslot && slot_off + 8 * (i + 1) <= 256; i++) {
-                uint64_t e = ld64(nb + slot_off + 8 * i);
+            for (unsigned i = 0; i < nslot && slot_off + ps * (i + 1) <= 256; i++) {
+                uint64_t e = ldptr(os, nb + slot_off + ps * i);
                 if (e)
                     vma_add(os, mm, l, e);
             }
@@ -1503,13 +1736,14 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
             slot_off = o->r64_slot;
             npiv = o->r64_npivots;
             nslot = o->r64_nslots;
-            if (piv_off + 8L * npiv > 256 || slot_off + 8L * nslot > 256 || npiv == 0) {
+            if (piv_off + (long)ps * npiv > 256 || slot_off + (long)ps * nslot > 256 ||
+                npiv == 0) {
                 l->truncated = true;
                 continue;
             }
             /* ma_data_end() */
             {
-                uint64_t lastp = ld64(nb + piv_off + 8 * (npiv - 1));
+                uint64_t lastp = ldptr(os, nb + piv_off + ps * (npiv - 1));
                 if (!lastp)
                     end = o->r64_meta >= 0 && o->r64_meta < 256 ? nb[o->r64_meta] : npiv;
                 else if (lastp == f.max)
@@ -1523,7 +1757,8 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
             slot_off = o->a64_slot;
             npiv = o->a64_npivots;
             nslot = o->a64_nslots;
-            if (piv_off + 8L * npiv > 256 || slot_off + 8L * nslot > 256 || npiv == 0) {
+            if (piv_off + (long)ps * npiv > 256 || slot_off + (long)ps * nslot > 256 ||
+                npiv == 0) {
                 l->truncated = true;
                 continue;
             }
@@ -1538,7 +1773,7 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
         bool leaf = type < 2;
         /* Children in reverse so the walk visits them in address order. */
         for (int i = (int)end; i >= 0; i--) {
-            uint64_t e = ld64(nb + slot_off + 8 * (unsigned)i);
+            uint64_t e = ldptr(os, nb + slot_off + ps * (unsigned)i);
             if (!e)
                 continue;
             if (leaf) {
@@ -1551,10 +1786,10 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
                 continue;
             }
             uint64_t cmin = i == 0 || (unsigned)(i - 1) >= npiv
-                                ? f.min : ld64(nb + piv_off + 8 * (unsigned)(i - 1)) + 1;
+                                ? f.min : ldptr(os, nb + piv_off + ps * (unsigned)(i - 1)) + 1;
             uint64_t cmax = f.max;
             if ((unsigned)i < npiv) {
-                uint64_t p = ld64(nb + piv_off + 8 * (unsigned)i);
+                uint64_t p = ldptr(os, nb + piv_off + ps * (unsigned)i);
                 if (p)
                     cmax = p;
             }
@@ -1568,7 +1803,7 @@ static void maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
 static void mmap_list_collect(struct linux_os *os, uint64_t mm, struct vma_list *l)
 {
     uint64_t v = 0;
-    if (kfield64(os, mm, os->o.mm_mmap, &v) < 0) {
+    if (kfieldptr(os, mm, os->o.mm_mmap, &v) < 0) {
         l->truncated = true;
         return;
     }
@@ -1583,7 +1818,7 @@ static void mmap_list_collect(struct linux_os *os, uint64_t mm, struct vma_list 
             l->truncated = true;
             return;
         }
-        if (kfield64(os, v, os->o.vma_next, &v) < 0) {
+        if (kfieldptr(os, v, os->o.vma_next, &v) < 0) {
             l->truncated = true;
             return;
         }
@@ -1605,11 +1840,11 @@ static void file_path(struct linux_os *os, uint64_t file, struct sbuf *out)
 {
     const struct lx_offsets *o = &os->o;
     uint64_t dentry = 0, vfsmnt = 0;
-    if (kfield64(os, file, o->file_dentry, &dentry) < 0 || !kptr_ok(os, dentry)) {
+    if (kfieldptr(os, file, o->file_dentry, &dentry) < 0 || !kptr_ok(os, dentry)) {
         sb_printf(out, "[file 0x%" PRIx64 "]", file);
         return;
     }
-    kfield64(os, file, o->file_mnt, &vfsmnt);
+    kfieldptr(os, file, o->file_mnt, &vfsmnt);
     const uint64_t first = dentry;
     char *comp[PATH_COMPS_MAX];
     unsigned nc = 0;
@@ -1618,12 +1853,12 @@ static void file_path(struct linux_os *os, uint64_t file, struct sbuf *out)
     for (unsigned steps = 0; steps < PATH_COMPS_MAX * 2 && nc < PATH_COMPS_MAX; steps++) {
         uint64_t mnt_root = 0;
         if (kptr_ok(os, vfsmnt))
-            kfield64(os, vfsmnt, o->vfsmnt_root, &mnt_root);
+            kfieldptr(os, vfsmnt, o->vfsmnt_root, &mnt_root);
         if (mnt_root && dentry == mnt_root && o->mount_mnt != NONE) {
             uint64_t mnt = vfsmnt - (uint64_t)o->mount_mnt, parent = 0, mp = 0;
-            if (kfield64(os, mnt, o->mount_parent, &parent) < 0 || parent == mnt ||
+            if (kfieldptr(os, mnt, o->mount_parent, &parent) < 0 || parent == mnt ||
                 !kptr_ok(os, parent) ||
-                kfield64(os, mnt, o->mount_mountpoint, &mp) < 0 || !kptr_ok(os, mp))
+                kfieldptr(os, mnt, o->mount_mountpoint, &mp) < 0 || !kptr_ok(os, mp))
                 break;                   /* the global root */
             dentry = mp;
             vfsmnt = parent + (uint64_t)o->mount_mnt;
@@ -1631,9 +1866,9 @@ static void file_path(struct linux_os *os, uint64_t file, struct sbuf *out)
         }
         uint64_t parent = 0, nameptr = 0;
         uint32_t nlen = 0;
-        if (kfield64(os, dentry, o->dentry_parent, &parent) < 0 ||
+        if (kfieldptr(os, dentry, o->dentry_parent, &parent) < 0 ||
             kfield32(os, dentry, o->dentry_name_len, &nlen) < 0 ||
-            kfield64(os, dentry, o->dentry_name, &nameptr) < 0)
+            kfieldptr(os, dentry, o->dentry_name, &nameptr) < 0)
             break;
         char name[NAME_MAX_READ + 1];
         long got = kptr_ok(os, nameptr)
@@ -1676,8 +1911,8 @@ static void file_path(struct linux_os *os, uint64_t file, struct sbuf *out)
     uint64_t pprev = 1, fparent = 0;
     bool deleted = pseudo;
     if (!pseudo && o->dentry_hash_pprev != NONE &&
-        kfield64(os, first, o->dentry_hash_pprev, &pprev) == 0 &&
-        kfield64(os, first, o->dentry_parent, &fparent) == 0 &&
+        kfieldptr(os, first, o->dentry_hash_pprev, &pprev) == 0 &&
+        kfieldptr(os, first, o->dentry_parent, &fparent) == 0 &&
         pprev == 0 && fparent != first)
         deleted = true;
     if (deleted)
@@ -1696,7 +1931,7 @@ static void vma_name(struct linux_os *os, const struct vma *v, uint64_t start_br
     }
     if (v->ops && kptr_ok(os, v->ops) && o->vmops_name != NONE) {
         uint64_t fn = 0;
-        if (kread64(os, v->ops + (uint64_t)o->vmops_name, &fn) == 0 && fn) {
+        if (kreadptr(os, v->ops + (uint64_t)o->vmops_name, &fn) == 0 && fn) {
             bool special = os->sym_special_mapping_name ? fn == os->sym_special_mapping_name
                                                         : true;
             if (os->sym_gate_vma_name && fn == os->sym_gate_vma_name) {
@@ -1706,7 +1941,7 @@ static void vma_name(struct linux_os *os, const struct vma *v, uint64_t start_br
             uint64_t np;
             char s[65];
             if (special && kptr_ok(os, v->priv) && o->special_name != NONE &&
-                kread64(os, v->priv + (uint64_t)o->special_name, &np) == 0 &&
+                kreadptr(os, v->priv + (uint64_t)o->special_name, &np) == 0 &&
                 kptr_ok(os, np) && kread_str(os, np, s, 64) > 0 &&
                 (os->sym_special_mapping_name || s[0] == '[')) {
                 for (char *c = s; *c; c++)
@@ -1748,9 +1983,9 @@ static void maps_line(struct linux_os *os, const struct vma *v, uint64_t start_b
     if (v->file && kptr_ok(os, v->file)) {
         uint64_t inode = 0, sb = 0;
         pgoff = v->pgoff << 12;
-        if (kfield64(os, v->file, o->file_inode, &inode) == 0 && kptr_ok(os, inode)) {
-            kfield64(os, inode, o->inode_ino, &ino);
-            if (kfield64(os, inode, o->inode_sb, &sb) == 0 && kptr_ok(os, sb))
+        if (kfieldptr(os, v->file, o->file_inode, &inode) == 0 && kptr_ok(os, inode)) {
+            kfieldptr(os, inode, o->inode_ino, &ino);
+            if (kfieldptr(os, inode, o->inode_sb, &sb) == 0 && kptr_ok(os, sb))
                 kfield32(os, sb, o->sb_dev, &dev);
         }
     }
@@ -1763,9 +1998,9 @@ static void maps_line(struct linux_os *os, const struct vma *v, uint64_t start_b
     vma_name(os, v, start_brk, brk, start_stack, vdso, &name);
     if (name.len) {
         /* seq_pad(m, ' '): spaces up to 25 + 6 * sizeof(void *) - 1 = 72
-         * columns, then one more space. */
-        size_t col = out->len - line_start;
-        while (col < 72) {
+         * columns (48 on i386), then one more space. */
+        size_t col = out->len - line_start, width = 25 + 6 * (size_t)os->psize - 1;
+        while (col < width) {
             sb_put(out, " ", 1);
             col++;
         }
@@ -1791,10 +2026,10 @@ char *linux_os_maps(struct linux_os *os, const struct linux_task *t, size_t *len
     if (l.n)
         qsort(l.v, l.n, sizeof *l.v, cmp_vma);
     uint64_t start_brk = 0, brk = 0, start_stack = 0, vdso = 0;
-    kfield64(os, mm, o->mm_start_brk, &start_brk);
-    kfield64(os, mm, o->mm_brk, &brk);
-    kfield64(os, mm, o->mm_start_stack, &start_stack);
-    kfield64(os, mm, o->mm_vdso, &vdso);
+    kfieldptr(os, mm, o->mm_start_brk, &start_brk);
+    kfieldptr(os, mm, o->mm_brk, &brk);
+    kfieldptr(os, mm, o->mm_start_stack, &start_stack);
+    kfieldptr(os, mm, o->mm_vdso, &vdso);
     uint64_t prev_end = 0;
     for (size_t i = 0; i < l.n; i++) {
         if (l.v[i].start < prev_end)    /* overlapping: a stale entry */
@@ -1804,10 +2039,10 @@ char *linux_os_maps(struct linux_os *os, const struct linux_task *t, size_t *len
     }
     if (os->vsyscall_on) {
         struct vma g = {.gva = os->gate_vma};
-        if (kfield64(os, g.gva, o->vma_start, &g.start) == 0 &&
-            kfield64(os, g.gva, o->vma_end, &g.end) == 0 &&
-            kfield64(os, g.gva, o->vma_flags, &g.flags) == 0 && g.start < g.end) {
-            kfield64(os, g.gva, o->vma_ops, &g.ops);
+        if (kfieldptr(os, g.gva, o->vma_start, &g.start) == 0 &&
+            kfieldptr(os, g.gva, o->vma_end, &g.end) == 0 &&
+            kfieldptr(os, g.gva, o->vma_flags, &g.flags) == 0 && g.start < g.end) {
+            kfieldptr(os, g.gva, o->vma_ops, &g.ops);
             maps_line(os, &g, 0, 0, 0, 0, &out);
         }
     }
@@ -1827,7 +2062,7 @@ char *linux_os_status(struct linux_os *os, const struct linux_task *t, size_t *l
     uint32_t id[8] = {t->uid, t->euid, t->uid, t->uid, 0, 0, 0, 0};
     bool have_gid = false;
     uint64_t cred = 0;
-    if (kfield64(os, t->task_gva, o->task_real_cred, &cred) == 0 && kptr_ok(os, cred)) {
+    if (kfieldptr(os, t->task_gva, o->task_real_cred, &cred) == 0 && kptr_ok(os, cred)) {
         long offs[8] = {o->cred_uid, o->cred_euid, o->cred_suid, o->cred_fsuid,
                         o->cred_gid, o->cred_egid, o->cred_sgid, o->cred_fsgid};
         for (int i = 0; i < 8; i++) {
@@ -1888,8 +2123,7 @@ void linux_os_describe(struct linux_os *os, struct json_object *out)
     json_object_object_add(out, "kaslr_virtual_shift", shiftobj(os->vshift));
     json_object_object_add(out, "kaslr_physical_shift", shiftobj(os->pshift));
     json_object_object_add(out, "kernel_dtb", hexobj(os->dtb));
-    json_object_object_add(out, "paging", json_object_new_string(
-        os->mode == VMEM_PAGING_X86_64_5L ? "x86-64 5-level" : "x86-64 4-level"));
+    json_object_object_add(out, "paging", json_object_new_string(mode_name(os->mode)));
     json_object_object_add(out, "paging_from", json_object_new_string(os->mode_source));
     json_object_object_add(out, "cr3_check", json_object_new_string(os->cr3_check));
     json_object_object_add(out, "init_task", hexobj(os->init_task));

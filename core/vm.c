@@ -37,15 +37,23 @@
 #define VM_MAX_RA     256u
 #define PREFETCH_WINDOW (4u << 20)   /* ahead of a sequential mapped reader */
 
+struct vm_layout {
+    const struct vmem_range *r;
+    size_t n;
+    uint64_t phys_size;
+    struct vm_layout *older;
+};
+
 struct vm {
     atomic_int refs;
     char *name;
     char *spec;
     struct vmem_driver drv;
     struct vm_options opt;
-    const struct vmem_range *ranges;
-    size_t nranges;
-    uint64_t phys_size;
+    /* The guest-physical layout.  Live sources can change it (vm_refresh):
+     * readers take one snapshot per operation; old layouts stay until the
+     * VM is freed, like the driver's arrays they point into. */
+    _Atomic(struct vm_layout *) layout;
     struct vmem_cache *cache;       /* NULL when the driver maps memory */
     atomic_uint_fast64_t ra_frames, batches, frames_read;
     atomic_bool gone;               /* the source has gone for good */
@@ -129,8 +137,16 @@ struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
     vm->opt = *opt;
     if (vm->opt.readahead_max_pages > VM_MAX_RA)
         vm->opt.readahead_max_pages = VM_MAX_RA;
-    vm->drv.ops->ranges(vm->drv.priv, &vm->ranges, &vm->nranges);
-    vm->phys_size = vmem_ranges_end(vm->ranges, vm->nranges);
+    struct vm_layout *L = calloc(1, sizeof *L);
+    if (!L) {
+        vm->drv.ops->close(vm->drv.priv);
+        free(vm);
+        snprintf(err, errlen, "VM '%s': out of memory", name);
+        return NULL;
+    }
+    vm->drv.ops->ranges(vm->drv.priv, &L->r, &L->n);
+    L->phys_size = vmem_ranges_end(L->r, L->n);
+    atomic_init(&vm->layout, L);
     if (vm->drv.ops->flags & VMEM_DRV_SLOW) {
         uint64_t ttl = (vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) ? 0
                                                                  : opt->cache_ttl_ns;
@@ -157,6 +173,10 @@ void vm_put(struct vm *vm)
         return;
     if (vm->drv.ops)
         vm->drv.ops->close(vm->drv.priv);
+    for (struct vm_layout *L = atomic_load(&vm->layout), *older; L; L = older) {
+        older = L->older;
+        free(L);
+    }
     vmem_cache_free(vm->cache);
     free(vm->name);
     free(vm->spec);
@@ -165,7 +185,31 @@ void vm_put(struct vm *vm)
 
 const char *vm_name(const struct vm *vm) { return vm->name; }
 const char *vm_spec(const struct vm *vm) { return vm->spec; }
-uint64_t vm_phys_size(const struct vm *vm) { return vm->phys_size; }
+static inline const struct vm_layout *layout_of(const struct vm *vm)
+{
+    return atomic_load(&((struct vm *)vm)->layout);
+}
+
+uint64_t vm_phys_size(const struct vm *vm) { return layout_of(vm)->phys_size; }
+
+int vm_refresh(struct vm *vm)
+{
+    if (!vm->drv.ops->refresh)
+        return 0;
+    int rc = vm->drv.ops->refresh(vm->drv.priv);
+    if (rc <= 0)
+        return rc;
+    struct vm_layout *L = calloc(1, sizeof *L);
+    if (!L)
+        return -ENOMEM;
+    vm->drv.ops->ranges(vm->drv.priv, &L->r, &L->n);
+    L->phys_size = vmem_ranges_end(L->r, L->n);
+    /* One refresher at a time (the watcher thread, or a control write):
+     * the exchange keeps the chain of old layouts whole either way. */
+    L->older = atomic_exchange(&vm->layout, L);
+    vm_flush(vm);
+    return 1;
+}
 
 bool vm_immutable(const struct vm *vm)
 {
@@ -174,8 +218,9 @@ bool vm_immutable(const struct vm *vm)
 
 void vm_ranges(const struct vm *vm, const struct vmem_range **r, size_t *n)
 {
-    *r = vm->ranges;
-    *n = vm->nranges;
+    const struct vm_layout *L = layout_of(vm);
+    *r = L->r;
+    *n = L->n;
 }
 
 void vm_flush(struct vm *vm)
@@ -282,8 +327,9 @@ static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
                         enum vm_read_mode mode, struct plan *p)
 {
     uint64_t pos = gpa, end = gpa + len;
-    const struct vmem_range *r = vm->ranges;
-    size_t n = vm->nranges;
+    const struct vm_layout *L = layout_of(vm);
+    const struct vmem_range *r = L->r;
+    size_t n = L->n;
     void *(*map)(void *, uint64_t, size_t) = vm->drv.ops->map;
 
     p->npieces = 0;
@@ -334,12 +380,13 @@ static unsigned plan_readahead(struct vm *vm, uint64_t next_gpa, unsigned want,
                                uint64_t *gfns)
 {
     unsigned n = 0;
+    const struct vm_layout *L = layout_of(vm);
     uint64_t gfn = (next_gpa + VMEM_PAGE_SIZE - 1) >> VMEM_PAGE_SHIFT;
     for (unsigned k = 0; k < want; k++, gfn++) {
         uint64_t a = gfn << VMEM_PAGE_SHIFT;
-        if (a >= vm->phys_size)
+        if (a >= L->phys_size)
             break;
-        if (!vmem_ranges_find(vm->ranges, vm->nranges, a))
+        if (!vmem_ranges_find(L->r, L->n, a))
             continue;
         gfns[n++] = gfn;
     }
@@ -568,12 +615,13 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
     reply->scratch_used = 0;
     if (atomic_load(&vm->gone))
         return -EIO;
-    if (gpa >= vm->phys_size)
+    const struct vm_layout *L = layout_of(vm);
+    if (gpa >= L->phys_size)
         return 0;
     if (len > VM_READ_MAX)
         len = VM_READ_MAX;
-    if (len > vm->phys_size - gpa)
-        len = (size_t)(vm->phys_size - gpa);
+    if (len > L->phys_size - gpa)
+        len = (size_t)(L->phys_size - gpa);
 
     struct plan *p = malloc(sizeof *p);
     if (!p)
@@ -587,12 +635,12 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
     /* A sequential reader of a mapped source: have the window after this
      * read on its way from disk by the time the next request comes. */
     if (stream && vm->drv.ops->prefetch && gpa == stream->next_gpa &&
-        gpa + planned < vm->phys_size) {
+        gpa + planned < L->phys_size) {
         uint64_t ahead = gpa + planned;
         size_t win = PREFETCH_WINDOW;
-        if (win > vm->phys_size - ahead)
-            win = (size_t)(vm->phys_size - ahead);
-        if (vmem_ranges_find(vm->ranges, vm->nranges, ahead) &&
+        if (win > L->phys_size - ahead)
+            win = (size_t)(L->phys_size - ahead);
+        if (vmem_ranges_find(L->r, L->n, ahead) &&
             vm->drv.ops->map(vm->drv.priv, ahead, 1))
             vm->drv.ops->prefetch(vm->drv.priv, ahead, win);
     }
@@ -615,6 +663,7 @@ static int plan_virt(struct vm *vm, struct vmem_as *as, uint64_t va, size_t len,
     if (rc < 0 && rc != -EFAULT && rc != -ENOENT)
         return rc;
     void *(*map)(void *, uint64_t, size_t) = vm->drv.ops->map;
+    const struct vm_layout *L = layout_of(vm);
     p->npieces = 0;
     p->nslots = 0;
     uint64_t pos = va, end = va + len;
@@ -626,7 +675,7 @@ static int plan_virt(struct vm *vm, struct vmem_as *as, uint64_t va, size_t len,
         uint64_t gpa = gpas[i] == VMEM_GPA_NONE ? 0 : gpas[i] + in_page;
         struct piece *last = p->npieces ? &p->piece[p->npieces - 1] : NULL;
         if (gpas[i] == VMEM_GPA_NONE ||
-            !vmem_ranges_find(vm->ranges, vm->nranges, gpa)) {
+            !vmem_ranges_find(L->r, L->n, gpa)) {
             if (last && last->kind == PIECE_ZERO)
                 last->len += take;
             else
@@ -730,9 +779,10 @@ ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
 
 /* ---- writes (-o rw) ---------------------------------------------------- */
 
+
 bool vm_writable(const struct vm *vm)
 {
-    return vm->opt.writable && vm->drv.ops->write_frames != NULL;
+    return vm->opt.writable && (vm->drv.ops->write || vm->drv.ops->write_frames);
 }
 
 ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
@@ -752,7 +802,8 @@ ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
      * needs its current contents first (read-modify-write). */
     while (done < len) {
         uint64_t at = gpa + done;
-        const struct vmem_range *r = vmem_ranges_find(vm->ranges, vm->nranges, at);
+        const struct vm_layout *L = layout_of(vm);
+        const struct vmem_range *r = vmem_ranges_find(L->r, L->n, at);
         if (!r) {
             rc = -EIO;              /* no RAM to write to */
             break;
@@ -764,6 +815,20 @@ ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
             take = len - done;
         if (take > r->end - at)
             take = (size_t)(r->end - at);
+        if (vm->drv.ops->write) {
+            /* Exactly these bytes: a running guest's writes to the rest of
+             * the page are not undone by a read-modify-write. */
+            ssize_t n = vm->drv.ops->write(vm->drv.priv, at,
+                                           (const uint8_t *)buf + done, take);
+            if (n <= 0) {
+                rc = n < 0 ? (int)n : -EIO;
+                break;
+            }
+            if (vm->cache)                  /* the cached copy is stale now */
+                vmem_cache_forget(vm->cache, gfn);
+            done += (size_t)n;
+            continue;
+        }
         int st;
         void *bufs[1] = {frame};
         if (take != VMEM_PAGE_SIZE) {
@@ -834,12 +899,11 @@ off_t vm_seek_phys(struct vm *vm, off_t off, int whence)
     if (off < 0)
         return -ENXIO;
     int64_t r;
+    const struct vm_layout *L = layout_of(vm);
     if (whence == SEEK_DATA)
-        r = vmem_ranges_seek_data(vm->ranges, vm->nranges, (uint64_t)off,
-                                  vm->phys_size);
+        r = vmem_ranges_seek_data(L->r, L->n, (uint64_t)off, L->phys_size);
     else if (whence == SEEK_HOLE)
-        r = vmem_ranges_seek_hole(vm->ranges, vm->nranges, (uint64_t)off,
-                                  vm->phys_size);
+        r = vmem_ranges_seek_hole(L->r, L->n, (uint64_t)off, L->phys_size);
     else
         return -EINVAL;
     return r < 0 ? -ENXIO : (off_t)r;
@@ -889,19 +953,19 @@ struct json_object *vm_info(struct vm *vm)
         vm->drv.ops->describe(vm->drv.priv, src);
     json_object_object_add(o, "source", src);
     json_object_object_add(o, "immutable", json_object_new_boolean(vm_immutable(vm)));
-    json_object_object_add(o, "writable", json_object_new_boolean(
-        vm->opt.writable && vm->drv.ops->write_frames != NULL));
-    json_object_object_add(o, "phys_size", json_object_new_int64((int64_t)vm->phys_size));
+    json_object_object_add(o, "writable", json_object_new_boolean(vm_writable(vm)));
+    const struct vm_layout *L = layout_of(vm);
+    json_object_object_add(o, "phys_size", json_object_new_int64((int64_t)L->phys_size));
 
     json_object *ranges = json_object_new_array();
     uint64_t ram = 0;
-    for (size_t i = 0; i < vm->nranges; i++) {
+    for (size_t i = 0; i < L->n; i++) {
         json_object *r = json_object_new_object();
-        json_object_object_add(r, "start", hex64(vm->ranges[i].start));
-        json_object_object_add(r, "end", hex64(vm->ranges[i].end));
-        json_object_object_add(r, "kind", json_object_new_string(kind_name(vm->ranges[i].kind)));
+        json_object_object_add(r, "start", hex64(L->r[i].start));
+        json_object_object_add(r, "end", hex64(L->r[i].end));
+        json_object_object_add(r, "kind", json_object_new_string(kind_name(L->r[i].kind)));
         json_object_array_add(ranges, r);
-        ram += vm->ranges[i].end - vm->ranges[i].start;
+        ram += L->r[i].end - L->r[i].start;
     }
     json_object_object_add(o, "ranges", ranges);
     json_object_object_add(o, "bytes_present", json_object_new_int64((int64_t)ram));
@@ -992,10 +1056,11 @@ char *vm_info_json(struct vm *vm, size_t *len)
 
 char *vm_memmap_text(struct vm *vm, size_t *len)
 {
-    struct vmem_range *merged = malloc(sizeof *merged * (vm->nranges + 1));
+    const struct vm_layout *L = layout_of(vm);
+    struct vmem_range *merged = malloc(sizeof *merged * (L->n + 1));
     if (!merged)
         return NULL;
-    size_t m = vmem_ranges_merge(vm->ranges, vm->nranges, merged);
+    size_t m = vmem_ranges_merge(L->r, L->n, merged);
     size_t cap = 64 * (m + 1);
     char *out = malloc(cap);
     size_t used = 0;

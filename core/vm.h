@@ -123,6 +123,11 @@ off_t vm_seek_phys(struct vm *vm, off_t off, int whence);
 
 /* Drop cached frames now (the guest changed, or the user asked). */
 void vm_flush(struct vm *vm);
+/* Live sources: have the driver re-read the guest-physical layout (firmware
+ * mapping RAM over ROM, hotplug).  1 when it changed (the cache is dropped),
+ * 0 when not or when the source has a fixed layout, -errno.  Blocks on the
+ * hypervisor: not for the read path. */
+int vm_refresh(struct vm *vm);
 /* Has a live source gone for good (see vmem_driver_ops.gone)?  Once it
  * says so, every read and write of the VM fails with EIO. */
 bool vm_gone(struct vm *vm);

@@ -98,20 +98,50 @@ struct fs_vm *fs_vm_new(struct vmemfs *fs, struct vm *vm)
     atomic_init(&fv->refs, 1);
     pthread_mutex_init(&fv->freeze_lock, NULL);
     fv->vm = vm;
-    fv->os = linux_os_open(vm, &fs->opt.linux_opt, fv->os_why, sizeof fv->os_why);
-    if (fv->os) {
-        struct linux_tasks *t = linux_os_tasks(fv->os);
+    struct linux_os *os = linux_os_open(vm, &fs->opt.linux_opt, fv->os_why,
+                                        sizeof fv->os_why);
+    fv->os = os;
+    if (os) {
+        struct linux_tasks *t = linux_os_tasks(os);
         vmem_log(LOG_INFO, "VM '%s': Linux guest, %zu processes%s", vm_name(vm),
                  t ? t->n : 0, t && t->truncated ? " (task list cut short)" : "");
         if (t)
-            linux_tasks_put(fv->os, t);
+            linux_tasks_put(os, t);
     } else {
         vmem_log(LOG_NOTICE, "VM '%s': no proc/: %s", vm_name(vm), fv->os_why);
     }
     return fv;
 }
 
-static struct fs_vm *fs_vm_get(struct fs_vm *fv)
+void fs_vm_revisit(struct vmemfs *fs, struct fs_vm *fv, uint64_t now_ns)
+{
+    if (vm_immutable(fv->vm) || vm_gone(fv->vm))
+        return;
+    vm_refresh(fv->vm);
+    if (fv->os || now_ns < fv->os_retry_ns)
+        return;
+    char why[256];
+    struct linux_os *os = linux_os_open(fv->vm, &fs->opt.linux_opt, why, sizeof why);
+    if (!os) {
+        /* 5 s, 10 s, 20 s ... up to a minute: a guest still in its firmware
+         * costs a banner scan now and then, not a steady load. */
+        unsigned shift = fv->os_retries < 4 ? fv->os_retries : 4;
+        fv->os_retry_ns = now_ns + (5000000000ull << shift);
+        if (fv->os_retries < 32)
+            fv->os_retries++;
+        return;
+    }
+    struct linux_os *none = NULL;
+    if (!atomic_compare_exchange_strong(&fv->os, &none, os)) {
+        linux_os_close(os);
+        return;
+    }
+    /* Live entries expire after a second: proc/ shows up without a nudge. */
+    vmem_log(LOG_INFO, "VM '%s': Linux guest recognised now: proc/ is there",
+             vm_name(fv->vm));
+}
+
+struct fs_vm *fs_vm_get(struct fs_vm *fv)
 {
     atomic_fetch_add(&fv->refs, 1);
     return fv;
@@ -896,6 +926,7 @@ static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t o
 static int control_command(struct fs_vm *fv, const char *cmd)
 {
     if (strcmp(cmd, "flush") == 0) {
+        vm_refresh(fv->vm);          /* the layout too, for live sources */
         vm_flush(fv->vm);
         if (fv->os)
             linux_os_flush(fv->os);

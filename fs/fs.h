@@ -42,8 +42,12 @@ struct vmemfs_options {
 struct fs_vm {
     atomic_int refs;
     struct vm *vm;
-    struct linux_os *os;       /* NULL: no proc/ (os_why says why) */
+    /* NULL: no proc/ (os_why says why).  A live guest found before its
+     * kernel ran gets it later: the watcher retries and sets it once. */
+    struct linux_os *_Atomic os;
     char os_why[256];
+    uint64_t os_retry_ns;      /* watcher only: when to try again */
+    unsigned os_retries;
     pthread_mutex_t freeze_lock;   /* guards the three below */
     unsigned freezers;         /* open pmem.raw handles holding it paused */
     bool froze_it;             /* the freezers paused it (so they resume it) */
@@ -65,7 +69,11 @@ struct vmemfs {
 /* Wrap an open VM for the mount: recognises its guest OS (logging what was
  * found, or why nothing was).  Takes the vm reference.  NULL on ENOMEM. */
 struct fs_vm *fs_vm_new(struct vmemfs *fs, struct vm *vm);
+struct fs_vm *fs_vm_get(struct fs_vm *fv);
 void fs_vm_put(struct fs_vm *fv);
+/* Live VMs: re-read the layout and, when proc/ is missing, try to recognise
+ * the guest OS again (with growing pauses).  For the watcher thread. */
+void fs_vm_revisit(struct vmemfs *fs, struct fs_vm *fv, uint64_t now_ns);
 
 /* Add a VM to the mount (takes the reference).  0, -EEXIST if the name is
  * taken, -ENOSPC if the mount is full. */

@@ -30,6 +30,7 @@ struct vmemfs_watch {
     struct vm_options vopt;
     int inotify_fd;
     int stop_pipe[2];
+    uint64_t next_revisit_ns;
     pthread_t thread;
 };
 
@@ -104,6 +105,38 @@ static void scan_dir(struct vmemfs_watch *w)
     closedir(d);
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Every few seconds: live VMs re-read their layout, and those without a
+ * recognised OS try again (see fs_vm_revisit). */
+#define REVISIT_NS 5000000000ull
+
+static void revisit(struct vmemfs_watch *w)
+{
+    uint64_t now = mono_ns();
+    if (now < w->next_revisit_ns)
+        return;
+    w->next_revisit_ns = now + REVISIT_NS;
+    struct fs_vm *live[64];
+    size_t n = 0;
+    pthread_rwlock_rdlock(&w->fs->lock);
+    for (size_t i = 0; i < w->fs->nslots && n < 64; i++) {
+        struct fs_vm *fv = w->fs->slots[i];
+        if (fv && !vm_immutable(fv->vm))
+            live[n++] = fs_vm_get(fv);
+    }
+    pthread_rwlock_unlock(&w->fs->lock);
+    for (size_t i = 0; i < n; i++) {
+        fs_vm_revisit(w->fs, live[i], now);
+        fs_vm_put(live[i]);
+    }
+}
+
 /* Take out of the mount every VM whose source says it has gone. */
 static void sweep(struct vmemfs_watch *w)
 {
@@ -150,6 +183,7 @@ static void *watch_main(void *arg)
             }
         }
         sweep(w);
+        revisit(w);
     }
     return NULL;
 }

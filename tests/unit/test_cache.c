@@ -53,6 +53,9 @@ static void test_hit_miss(void **state)
     assert_int_equal(st.hits, 2);
     assert_int_equal(st.misses, 1);
     assert_int_equal(st.used_pages, 1);
+    vmem_cache_forget(c, 7);
+    assert_int_equal(vmem_cache_get(c, 7, out), 0);
+    vmem_cache_put(c, 7, in);
     vmem_cache_flush(c);
     assert_int_equal(vmem_cache_get(c, 7, out), 0);
     vmem_cache_free(c);

@@ -27,8 +27,9 @@
 #define ENT_P           0x1ull
 #define ENT_PS          0x80ull
 /* PAE PDPTE: bits 2:1, 8:5 and 63:52 (63:MAXPHYADDR) must be zero; there is
- * no XD bit at this level. */
-#define PAE_PDPTE_RSVD  0xfff00000000001e6ull
+ * no XD bit at this level.  Bit 5 (Accessed) is not checked: QEMU's TCG sets
+ * it in PDPTEs as at every other level, and Linux PAE guests run with it. */
+#define PAE_PDPTE_RSVD  0xfff00000000001c6ull
 /* PAE PDE/PTE: bits 62:52 are reserved (no protection keys in PAE). */
 #define PAE_RSVD_HIGH   0x7ff0000000000000ull
 /* Large-page entries: bits (shift-1):13 must be zero (bit 12 is PAT); a set

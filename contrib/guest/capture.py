@@ -34,6 +34,10 @@ The ram-below-4g / ram-above-4g aliases resolve to pc.ram there, so the
 ranges are exactly the RAM the guest sees, split around the PCI hole.
 ROMs (pc.bios etc.) are not RAM and are not in guest.raw.
 
+--arch i386 boots the 32-bit guest instead (mkguest.sh --arch i386: Debian's
+686-pae kernel, i386 busybox, pattern -m32) under qemu-system-i386 with
+-cpu qemu32,+nx (PAE); everything else is the same.
+
 Only the Python standard library is used. QEMU runs with TCG only.
 """
 
@@ -52,6 +56,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALL_FORMATS = ("elf", "kdump-zlib", "raw")
+# A 32-bit guest's CPU: QEMU's 32-bit model has PAE (Debian's 686-pae
+# kernel needs it); NX on top, so its page tables carry the XD bit.
+I386_CPU = "qemu32,+nx"
 OUTNAME = {"elf": "guest.elf", "kdump-zlib": "guest.kdump", "raw": "guest.raw"}
 
 
@@ -267,9 +274,14 @@ def main():
     ap.add_argument("--mem", default="256M", type=parse_size,
                     help="guest RAM (default 256M; e.g. 4608M puts RAM "
                     "above 4 GiB)")
-    ap.add_argument("--cpu", default="qemu64",
+    ap.add_argument("--arch", default="x86_64", choices=("x86_64", "i386"),
+                    help="guest architecture (default x86_64: Debian's "
+                    "cloud kernel; i386: its 686-pae kernel, PAE paging, "
+                    "under qemu-system-i386)")
+    ap.add_argument("--cpu",
                     help="QEMU -cpu (default qemu64: 4-level paging; "
-                    "max gives LA57, 5-level paging)")
+                    "max gives LA57, 5-level paging; with --arch i386 "
+                    "the default is %s)" % I386_CPU)
     ap.add_argument("--machine", default="q35", choices=("q35", "pc"),
                     help="QEMU machine (default q35)")
     ap.add_argument("--out", default="guest-capture",
@@ -292,7 +304,9 @@ def main():
     ap.add_argument("--guest-dir",
                     help="use this prebuilt guest dir instead of running "
                     "mkguest.sh")
-    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--qemu",
+                    help="QEMU binary (default qemu-system-x86_64, "
+                    "qemu-system-i386 with --arch i386)")
     a = ap.parse_args()
 
     formats = [f for f in a.formats.split(",") if f]
@@ -300,14 +314,21 @@ def main():
         if f not in ALL_FORMATS:
             ap.error("unknown format %r" % f)
 
+    if a.cpu is None:
+        a.cpu = I386_CPU if a.arch == "i386" else "qemu64"
+    if a.qemu is None:
+        a.qemu = ("qemu-system-i386" if a.arch == "i386"
+                  else "qemu-system-x86_64")
     qemu_bin = find_qemu(a.qemu)
     if a.guest_dir:
         gdir = os.path.abspath(a.guest_dir)
     else:
-        r = subprocess.run(["sh", os.path.join(HERE, "mkguest.sh")],
-                           stdout=subprocess.PIPE, text=True)
+        mk = ["sh", os.path.join(HERE, "mkguest.sh")]
+        if a.arch != "x86_64":
+            mk += ["--arch", a.arch]
+        r = subprocess.run(mk, stdout=subprocess.PIPE, text=True)
         if r.returncode:
-            raise Fail("mkguest.sh failed")
+            raise Fail("mkguest.sh failed (status %d)" % r.returncode)
         gdir = r.stdout.strip().splitlines()[-1]
     kernel = os.path.join(gdir, "vmlinuz")
     initrd = os.path.join(gdir, "initramfs.gz")
@@ -344,6 +365,8 @@ def main():
         argv += ["-device", "vmcoreinfo"]
     meta = {"argv": argv, "mem": a.mem, "cpu": a.cpu, "machine": a.machine,
             "formats": formats}
+    if a.arch != "x86_64":
+        meta["arch"] = a.arch
     for n in ("kernel-version", "kernel-package"):
         try:
             with open(os.path.join(gdir, n)) as f:

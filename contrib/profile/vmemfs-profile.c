@@ -11,8 +11,9 @@
  * --banner   the kernel's banner, e.g. "$(cat /proc/version)"; by default
  *            taken from the kernel image (raw BTF has none).
  * --text-base  link-time address of _text, to undo KASLR in a kallsyms
- *            listing; by default from the image, or the x86-64 default
- *            0xffffffff81000000 for raw BTF.
+ *            listing; by default from the image, or for raw BTF the x86-64
+ *            default 0xffffffff81000000 (i386, 4-byte pointers in the BTF:
+ *            0xc1000000).
  * --keep-addresses  write the symbol addresses exactly as listed.
  * -o         output; ".xz" or ".gz" at the end of the name compresses,
  *            "-" writes plain JSON to standard output.
@@ -30,12 +31,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "core/btf_isf.h"
 #include "core/isf.h"
 
 #define X86_64_DEFAULT_TEXT 0xffffffff81000000ull
+/* i386: PAGE_OFFSET (0xc0000000, the 3G/1G split) + CONFIG_PHYSICAL_START
+ * (16 MiB): a 32-bit kernel runs in its linear map, _text = PAGE_OFFSET +
+ * its physical load address. */
+#define X86_32_DEFAULT_TEXT 0xc1000000ull
 
 static void usage(FILE *f)
 {
@@ -48,11 +54,12 @@ static void usage(FILE *f)
         "  --banner STRING  the kernel banner (default: from the image), e.g.\n"
         "                   \"$(cat /proc/version)\" on the machine itself\n"
         "  --text-base ADDR link-time _text, to undo KASLR in a kallsyms listing\n"
-        "                   (default: from the image; 0x%llx for raw BTF)\n"
+        "                   (default: from the image; for raw BTF 0x%llx,\n"
+        "                   or 0x%llx for a 32-bit kernel)\n"
         "  --keep-addresses write symbol addresses as listed\n"
         "  -o OUT           output file; .xz/.gz compress; - for stdout\n"
         "  -q               no summary on stderr\n",
-        X86_64_DEFAULT_TEXT);
+        X86_64_DEFAULT_TEXT, X86_32_DEFAULT_TEXT);
 }
 
 /* libbpf's own messages: its warnings only. */
@@ -287,6 +294,15 @@ int main(int argc, char **argv)
                         "link-time _text from; assuming the x86-64 default "
                         "0x%llx (--text-base to change, --keep-addresses to "
                         "keep)\n", X86_64_DEFAULT_TEXT);
+        } else if (!link_text && syms && btf__pointer_size(k.btf) == 4 &&
+                   btf_isf_symbols_lookup(syms, "_text", &listed) == 0 &&
+                   listed >= X86_32_DEFAULT_TEXT && listed <= 0xffffffffull) {
+            link_text = X86_32_DEFAULT_TEXT;
+            if (!quiet && listed != link_text)
+                fprintf(stderr, "vmemfs-profile: note: no image to read the "
+                        "link-time _text from; assuming the i386 default "
+                        "0x%llx (--text-base to change, --keep-addresses to "
+                        "keep)\n", X86_32_DEFAULT_TEXT);
         }
     }
 

@@ -64,7 +64,7 @@ int dump_parse_elf(const uint8_t *base, size_t size, struct dump_layout *out,
         return -EINVAL;
     }
     uint64_t phoff;
-    unsigned phnum, phentsize, type;
+    unsigned phnum, phentsize, type, machine;
     if (is64) {
         Elf64_Ehdr eh;
         if (size < sizeof eh) {
@@ -76,6 +76,7 @@ int dump_parse_elf(const uint8_t *base, size_t size, struct dump_layout *out,
         phnum = eh.e_phnum;
         phentsize = eh.e_phentsize;
         type = eh.e_type;
+        machine = eh.e_machine;
         if (phentsize != sizeof(Elf64_Phdr) && phnum) {
             snprintf(err, errlen, "ELF: program header size %u, expected %zu",
                      phentsize, sizeof(Elf64_Phdr));
@@ -92,6 +93,7 @@ int dump_parse_elf(const uint8_t *base, size_t size, struct dump_layout *out,
         phnum = eh.e_phnum;
         phentsize = eh.e_phentsize;
         type = eh.e_type;
+        machine = eh.e_machine;
         if (phentsize != sizeof(Elf32_Phdr) && phnum) {
             snprintf(err, errlen, "ELF: program header size %u, expected %zu",
                      phentsize, sizeof(Elf32_Phdr));
@@ -150,7 +152,10 @@ int dump_parse_elf(const uint8_t *base, size_t size, struct dump_layout *out,
                 dump_layout_free(out);
                 return -EINVAL;
             }
-            dump_parse_notes(base + ph.offset, ph.filesz, is64, out);
+            /* The register layout follows the guest, not the file class:
+             * QEMU writes an i386 guest whose ROM ends at 4 GiB as ELF64. */
+            dump_parse_notes(base + ph.offset, ph.filesz,
+                             machine == EM_386 ? 0 : machine == EM_X86_64 ? 1 : is64, out);
             continue;
         }
         if (ph.type != PT_LOAD || ph.filesz == 0)

@@ -10,10 +10,17 @@ processes through vmemfs, checked against what the guest said of itself
     at the addresses it printed (heap, a large mmap, a THP region);
   - SEEK_DATA/SEEK_HOLE on vmem find those regions;
   - kernel threads have no vmem; kernel/vmem holds linux_banner at the
-    address the guest's /proc/kallsyms gave.
+    address the guest's /proc/kallsyms gave (a kernel without
+    CONFIG_KALLSYMS_ALL, such as Debian's 686-pae, lists no data symbols:
+    then at the profile's link address moved by the guest's own _text, and
+    info.json's KASLR shift must be that move).
+
+32-bit guests (PAE or 2-level paging) have vmem files of 2^32 bytes.
 """
 import errno
+import gzip
 import json
+import lzma
 import os
 import re
 import struct
@@ -69,6 +76,15 @@ with Mount(vmemfs, [("g", "file:" + os.path.join(cap, dump))], extra=opt) as m:
     c.ok(os.path.isdir(m.path("g", "proc")), "proc/ exists: " + m.output().strip())
     info = json.load(open(m.path("g", "info.json")))
     c.eq(info["guest"].get("os"), "linux", "info.json guest os")
+    # The size of proc/<pid>/vmem for the paging mode, and an address near
+    # its top to ask SEEK_HOLE from.
+    paging = info["guest"].get("paging", "")
+    is32 = paging in ("x86 PAE", "x86 32-bit")
+    vmem_sizes = (1 << 32,) if is32 else (1 << 47, 1 << 56)
+    near_top = {1 << 32: 0xF0000000, 1 << 47: 0x7FF000000000,
+                1 << 56: (1 << 56) - (1 << 36)}
+    if os.environ.get("VMEMFS_EXPECT_PAGING"):
+        c.eq(paging, os.environ["VMEMFS_EXPECT_PAGING"], "info.json paging mode")
     listed = {int(p) for p in os.listdir(m.path("g", "proc"))}
     for pid, (ppid, uid, comm) in sorted(procs.items()):
         if not c.ok(pid in listed, "pid %d (%s) in proc/" % (pid, comm)):
@@ -112,12 +128,27 @@ with Mount(vmemfs, [("g", "file:" + os.path.join(cap, dump))], extra=opt) as m:
                      "pid %d %s SEEK_HOLE past the region" % (pid, kind))
             c.ok(os.lseek(fd, 0, os.SEEK_DATA) <= addr, "pid %d SEEK_DATA from 0" % pid)
             size = os.fstat(fd).st_size
-            c.ok(size in (1 << 47, 1 << 56), "vmem size 2^47 or 2^56 (%x)" % size)
-            top = os.lseek(fd, 0x7FF000000000 if size == 1 << 47 else (1 << 56) - (1 << 36), os.SEEK_HOLE)
+            c.ok(size in vmem_sizes, "vmem size %s (%x)"
+                 % (" or ".join("2^%d" % (v.bit_length() - 1) for v in vmem_sizes), size))
+            top = os.lseek(fd, near_top.get(size, size - 0x1000), os.SEEK_HOLE)
             c.ok(top <= size, "SEEK_HOLE near the top answers")
         finally:
             os.close(fd)
 
+    # The profile in use: the one given, or the one chosen from the dir.
+    profile = symbols if os.path.isfile(symbols) else info["guest"].get("profile", "")
+    if "linux_banner" not in ksym and "_text" in ksym and os.path.isfile(profile):
+        # No data symbols in kallsyms: the profile's link-time address,
+        # moved as far as the guest's own _text moved.
+        opener = {".xz": lzma.open, ".gz": gzip.open}.get(os.path.splitext(profile)[1], open)
+        with opener(profile, "rt") as f:
+            isf_syms = json.load(f)["symbols"]
+        if "linux_banner" in isf_syms and "_text" in isf_syms:
+            shift = ksym["_text"] - isf_syms["_text"]["address"]
+            ksym["linux_banner"] = isf_syms["linux_banner"]["address"] + shift
+            got = info["guest"].get("kaslr_virtual_shift", "")
+            c.eq(int(got, 16) if got else None, shift,
+                 "info.json KASLR shift is how far the guest's _text moved")
     if "linux_banner" in ksym:
         kv = m.path("g", "kernel", "vmem")
         size = os.stat(kv).st_size

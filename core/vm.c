@@ -36,6 +36,7 @@
 #define VM_MAX_SLOTS  (VM_READ_MAX / VMEM_PAGE_SIZE + 2)
 #define VM_MAX_RA     256u
 #define PREFETCH_WINDOW (4u << 20)   /* ahead of a sequential mapped reader */
+#define BULK_FRAMES   32u            /* a read this large is a copy or a scan */
 
 struct vm_layout {
     const struct vmem_range *r;
@@ -450,9 +451,14 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
         free(ra_buf);
         return rc;
     }
+    /* A bulk read of a live source (a copy, a scan) would only push the
+     * small, hot frames (page tables, kernel structures) out of the cache
+     * with data that goes stale within the validity window anyway. */
+    bool keep = vm->cache && ((vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) ||
+                              nmiss < BULK_FRAMES);
     for (unsigned k = 0; k < nmiss; k++) {
         p->slot[miss_slot[k]].status = status[k];
-        if (status[k] == 0 && vm->cache)
+        if (status[k] == 0 && keep)
             vmem_cache_put(vm->cache, gfns[k], bufs[k]);
     }
     for (unsigned k = nmiss; k < nmiss + nra; k++)

@@ -826,9 +826,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
             return;
         }
         /* Live guests change their mappings: no kernel caching then. */
-        if (vm_immutable(fv->vm))
+        if (vm_immutable(fv->vm) && !fs->opt.direct_io) {
             fi->keep_cache = 1;
-        else
+            raise_readahead(fs);
+        } else
             fi->direct_io = 1;
         break;
     default:

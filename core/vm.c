@@ -405,9 +405,16 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
     unsigned miss_slot[VM_MAX_SLOTS];
     unsigned nmiss = 0;
 
+    /* A bulk read of a live source (a copy, a scan) goes to the source
+     * whole: nothing cached is fresher than the source itself, and its data
+     * would only push the small, hot frames (page tables, kernel
+     * structures) out of the cache, to go stale within the window. */
+    bool bulk_live = !(vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) &&
+                     p->nslots >= BULK_FRAMES;
+    struct vmem_cache *cache = bulk_live ? NULL : vm->cache;
     for (unsigned s = 0; s < p->nslots; s++) {
         uint8_t *dst = slot_buf + (size_t)s * VMEM_PAGE_SIZE;
-        if (vm->cache && vmem_cache_get(vm->cache, p->slot[s].gfn, dst)) {
+        if (cache && vmem_cache_get(cache, p->slot[s].gfn, dst)) {
             p->slot[s].status = 0;
             continue;
         }
@@ -422,7 +429,7 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
      * served from the cache needs no more. */
     unsigned nra = 0;
     uint8_t *ra_buf = NULL;
-    if (vm->cache && stream && nmiss && stream->ra_pages) {
+    if (cache && stream && nmiss && stream->ra_pages) {
         nra = plan_readahead(vm, req_end, stream->ra_pages, gfns + nmiss);
         unsigned kept = 0;
         for (unsigned k = 0; k < nra; k++) {
@@ -451,14 +458,9 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
         free(ra_buf);
         return rc;
     }
-    /* A bulk read of a live source (a copy, a scan) would only push the
-     * small, hot frames (page tables, kernel structures) out of the cache
-     * with data that goes stale within the validity window anyway. */
-    bool keep = vm->cache && ((vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) ||
-                              nmiss < BULK_FRAMES);
     for (unsigned k = 0; k < nmiss; k++) {
         p->slot[miss_slot[k]].status = status[k];
-        if (status[k] == 0 && keep)
+        if (status[k] == 0 && cache)
             vmem_cache_put(vm->cache, gfns[k], bufs[k]);
     }
     for (unsigned k = nmiss; k < nmiss + nra; k++)

@@ -9,7 +9,15 @@
  * shadows below 1 MiB are RAM mapped read-only).  Each flat entry gives the
  * gpa range, the block, and the offset within the block ("@offset"); the
  * ram-below-4g / ram-above-4g aliases appear there already resolved.  The
- * layout is read once, at open.
+ * layout is read at open and again by refresh(): before the firmware runs
+ * (QEMU started with -S) 0xc0000-0xfffff is ROM (pc.rom, pc.bios); the
+ * firmware maps RAM there (PAM), and hotplug adds RAM.  Each layout is one
+ * immutable struct qemu_layout (the ranges, and for every range the block
+ * offset and where its bytes are: file offset or host address); readers
+ * load the current one once per call, refresh publishes a new one with an
+ * atomic pointer swap and keeps the old ones until close.  The blocks
+ * themselves (query-memdev) are read once: a backend added later is not
+ * seen; a known backend that becomes guest RAM later is located then.
  *
  * Data, per RAM block, the first that works:
  *  1. Shared file (zero copy): a memory-backend-file with share=on whose
@@ -36,6 +44,17 @@
  *     pidfd.  These frames are slow for core's purposes (it caches them).
  * Neither is immutable: the guest runs.
  *
+ * A block found in process memory while guest RAM was all zero (QEMU
+ * started with -S) is taken unverified; each refresh checks it again
+ * against QMP reads until its pages are not blank any more, and records the
+ * result (describe: verified, note).  One that turns out not to hold the
+ * guest's pages is looked for again, or else left out of the layout.
+ *
+ * Writes (QEMU_OPEN_RW only): write_frames (whole frames, batched) and
+ * write (exactly the bytes given: pwrite on the RAM file, process_vm_writev
+ * or pwrite on /proc/PID/mem), so a running guest's writes to the rest of a
+ * page are not undone.
+ *
  * A QEMU that exits: QMP calls fail with -ENODEV, process-memory frames with
  * -EIO; a shared file stays mapped and readable (its last contents).
  */
@@ -47,6 +66,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -79,12 +99,45 @@ struct qemu_block {
     enum block_access access;
     uint64_t hva;                   /* host address in QEMU, 0 if unknown */
     bool verified;                  /* hva/file proven to be this block */
+    bool blank;                     /* taken unverified: guest RAM was blank,
+                                       checked again at each refresh */
+    bool was_blank;                 /* ... once (describe) */
+    bool failed;                    /* not found when it became guest RAM, or
+                                       found not to hold it: left out */
     char note[160];                 /* how it was found, or why not */
     /* mapped access */
     int fd;
     uint8_t *map;
     char *file;                     /* what was opened and mapped */
     uint64_t file_off;
+};
+
+/* Where the bytes of one layout segment are. */
+struct seg_io {
+    int fd;                         /* the RAM file, or -1: QEMU's memory */
+    uint64_t raddr;                 /* file offset / host address of the
+                                       segment's first byte */
+    uint8_t *map;                   /* our mapping of that byte, or NULL */
+};
+
+/* One guest-physical layout, immutable once published: segs[i] (gpa ->
+ * block offset), io[i] (where its bytes are) and ranges[i] (what ranges()
+ * hands out) describe the same piece of RAM. */
+struct qemu_layout {
+    struct qemu_ram_seg *segs;
+    struct seg_io *io;
+    struct vmem_range *ranges;
+    size_t nsegs;
+    struct qemu_layout *older;      /* the layout this one replaced */
+};
+
+/* A mapping (and its fd) no longer used by new layouts, kept for the old
+ * ones until close. */
+struct retired {
+    void *map;
+    uint64_t size;
+    int fd;
+    struct retired *next;
 };
 
 struct qemu_src {
@@ -94,13 +147,19 @@ struct qemu_src {
     pid_t pid;
     int pidfd;                      /* -1: none */
     int memfd;                      /* /proc/PID/mem, -1: none */
+    int mem_errno;                  /* why not */
     atomic_bool gone;               /* the process exited */
     char version[32], package[96];
     struct qemu_block *blocks;
     size_t nblocks;
-    struct qemu_ram_seg *segs;
-    size_t nsegs;
-    struct vmem_range *ranges;
+    /* The current layout; readers load it once per call. */
+    _Atomic(struct qemu_layout *) layout;
+    unsigned layout_changes;        /* refreshes that changed it */
+    /* Serialises refresh and describe: the blocks' bookkeeping (access,
+     * hva, verified, note, map) changes only under it, and only for blocks
+     * or mappings the published layouts do not use. */
+    pthread_mutex_t lock;
+    struct retired *retired;
     int *cpu_index;                 /* query-cpus-fast order */
     int ncpus;
     struct vmem_driver_ops ops;
@@ -357,40 +416,47 @@ static void io_batch(struct qemu_src *s, struct xfer *x, size_t n, bool write)
 
 /* ----------------------------------------------------------- frame access */
 
-static const struct qemu_ram_seg *seg_find(const struct qemu_src *s, uint64_t gpa)
+static const struct qemu_layout *cur_layout(struct qemu_src *s)
 {
-    size_t lo = 0, hi = s->nsegs;
+    return atomic_load_explicit(&s->layout, memory_order_acquire);
+}
+
+/* The segment of L holding gpa, or NULL; *idx its index. */
+static const struct qemu_ram_seg *seg_find(const struct qemu_layout *L, uint64_t gpa,
+                                           size_t *idx)
+{
+    size_t lo = 0, hi = L->nsegs;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        const struct qemu_ram_seg *g = &s->segs[mid];
+        const struct qemu_ram_seg *g = &L->segs[mid];
         if (g->gpa + g->len <= gpa)
             lo = mid + 1;
         else if (g->gpa > gpa)
             hi = mid;
-        else
+        else {
+            *idx = mid;
             return g;
+        }
     }
     return NULL;
 }
 
 static int qemu_ranges(void *drv, const struct vmem_range **out, size_t *n)
 {
-    struct qemu_src *s = drv;
-    *out = s->ranges;
-    *n = s->nsegs;
+    const struct qemu_layout *L = cur_layout(drv);
+    *out = L->ranges;
+    *n = L->nsegs;
     return 0;
 }
 
 static void *qemu_map(void *drv, uint64_t gpa, size_t len)
 {
-    struct qemu_src *s = drv;
-    const struct qemu_ram_seg *g = seg_find(s, gpa);
-    if (!g || len > g->gpa + g->len - gpa)
+    const struct qemu_layout *L = cur_layout(drv);
+    size_t i;
+    const struct qemu_ram_seg *g = seg_find(L, gpa, &i);
+    if (!g || len > g->gpa + g->len - gpa || !L->io[i].map)
         return NULL;
-    const struct qemu_block *b = &s->blocks[g->block];
-    if (!b->map)
-        return NULL;
-    uint8_t *p = b->map + g->block_off + (gpa - g->gpa);
+    uint8_t *p = L->io[i].map + (gpa - g->gpa);
     /* Only pages the file already has: touching a hole of a tmpfs file
      * through a shared mapping would allocate it (a 4 GiB guest that used
      * 200 MiB would cost 4 GiB once read).  Those read through the file
@@ -402,36 +468,36 @@ static void *qemu_map(void *drv, uint64_t gpa, size_t len)
     if (!vec)
         return NULL;
     bool resident = mincore((void *)a0, npages * VMEM_PAGE_SIZE, vec) == 0;
-    for (size_t i = 0; resident && i < npages; i++)
-        resident = vec[i] & 1;
+    for (size_t k = 0; resident && k < npages; k++)
+        resident = vec[k] & 1;
     if (vec != small)
         free(vec);
     return resident ? p : NULL;
 }
 
 /* A frame not inside one segment: piece by piece; uncovered bytes zero. */
-static int frame_pieces(struct qemu_src *s, uint64_t gpa, uint8_t *buf, bool write)
+static int frame_pieces(struct qemu_src *s, const struct qemu_layout *L, uint64_t gpa,
+                        uint8_t *buf, bool write)
 {
     bool covered = false;
     if (!write)
         memset(buf, 0, VMEM_PAGE_SIZE);
     for (uint64_t a = gpa; a < gpa + VMEM_PAGE_SIZE;) {
-        const struct qemu_ram_seg *g = seg_find(s, a);
+        size_t i;
+        const struct qemu_ram_seg *g = seg_find(L, a, &i);
         if (!g) {
             /* Skip to the next segment start inside the frame, if any. */
             uint64_t next = gpa + VMEM_PAGE_SIZE;
-            for (size_t i = 0; i < s->nsegs; i++)
-                if (s->segs[i].gpa > a && s->segs[i].gpa < next)
-                    next = s->segs[i].gpa;
+            for (size_t k = 0; k < L->nsegs; k++)
+                if (L->segs[k].gpa > a && L->segs[k].gpa < next)
+                    next = L->segs[k].gpa;
             a = next;
             continue;
         }
         uint64_t end = g->gpa + g->len < gpa + VMEM_PAGE_SIZE ? g->gpa + g->len
                                                                : gpa + VMEM_PAGE_SIZE;
-        const struct qemu_block *b = &s->blocks[g->block];
-        uint64_t off = g->block_off + (a - g->gpa);
-        int rc = b->map ? io_span(s, b->fd, b->file_off + off, buf + (a - gpa), end - a, write)
-                        : io_span(s, -1, b->hva + off, buf + (a - gpa), end - a, write);
+        int rc = io_span(s, L->io[i].fd, L->io[i].raddr + (a - g->gpa), buf + (a - gpa),
+                         end - a, write);
         if (rc < 0)
             return rc;
         covered = true;
@@ -443,21 +509,22 @@ static int frame_pieces(struct qemu_src *s, uint64_t gpa, uint8_t *buf, bool wri
 static int frames_rw(struct qemu_src *s, const uint64_t *gfns, void *const *bufs,
                      int *status, size_t n, bool write)
 {
+    /* One layout for the whole batch. */
+    const struct qemu_layout *L = cur_layout(s);
     struct xfer *x = NULL;
     size_t nx = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (gfns[i] > (UINT64_MAX >> VMEM_PAGE_SHIFT) - 1) {
-            status[i] = -ENOENT;
+    for (size_t k = 0; k < n; k++) {
+        if (gfns[k] > (UINT64_MAX >> VMEM_PAGE_SHIFT) - 1) {
+            status[k] = -ENOENT;
             continue;
         }
-        uint64_t gpa = gfns[i] << VMEM_PAGE_SHIFT;
-        const struct qemu_ram_seg *g = seg_find(s, gpa);
+        uint64_t gpa = gfns[k] << VMEM_PAGE_SHIFT;
+        size_t i;
+        const struct qemu_ram_seg *g = seg_find(L, gpa, &i);
         if (!g || gpa + VMEM_PAGE_SIZE > g->gpa + g->len) {
-            status[i] = frame_pieces(s, gpa, bufs[i], write);
+            status[k] = frame_pieces(s, L, gpa, bufs[k], write);
             continue;
         }
-        const struct qemu_block *b = &s->blocks[g->block];
-        uint64_t off = g->block_off + (gpa - g->gpa);
         if (!x) {
             x = malloc(n * sizeof *x);
             if (!x)
@@ -465,11 +532,9 @@ static int frames_rw(struct qemu_src *s, const uint64_t *gfns, void *const *bufs
         }
         /* Mapped blocks too go through the file (pread): holes read as
          * zeros without being allocated, see qemu_map. */
-        x[nx++] = b->map ? (struct xfer){.fd = b->fd, .raddr = b->file_off + off,
-                                         .buf = bufs[i], .len = VMEM_PAGE_SIZE,
-                                         .status = &status[i]}
-                         : (struct xfer){.fd = -1, .raddr = b->hva + off, .buf = bufs[i],
-                                         .len = VMEM_PAGE_SIZE, .status = &status[i]};
+        x[nx++] = (struct xfer){.fd = L->io[i].fd, .raddr = L->io[i].raddr + (gpa - g->gpa),
+                                .buf = bufs[k], .len = VMEM_PAGE_SIZE,
+                                .status = &status[k]};
     }
     if (nx)
         io_batch(s, x, nx, write);
@@ -487,6 +552,72 @@ static int qemu_write_frames(void *drv, const uint64_t *gfns,
                              const void *const *bufs, int *status, size_t n)
 {
     return frames_rw(drv, gfns, (void *const *)bufs, status, n, true);
+}
+
+/* Write len bytes at raddr of target fd (-1: QEMU's memory); bytes written
+ * (short only at an error) or -errno. */
+static ssize_t span_write(struct qemu_src *s, int fd, uint64_t raddr, const uint8_t *buf,
+                          size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        if (fd < 0 && proc_gone(s))
+            return done ? (ssize_t)done : -EIO;
+        struct iovec l = {.iov_base = (void *)(buf + done), .iov_len = len - done};
+        struct iovec r = {.iov_base = (void *)(uintptr_t)(raddr + done),
+                          .iov_len = len - done};
+        ssize_t n = io_call(s, fd, &l, 1, &r, 1, true);
+        if (n == -EINTR)
+            continue;
+        if (fd < 0 && (n == -ESRCH || n == -ENODEV)) {
+            atomic_store(&s->gone, true);
+            n = -EIO;
+        }
+        if (n < 0)
+            return done ? (ssize_t)done : (n == -EFAULT ? -EIO : n);
+        if (n == 0)
+            return done ? (ssize_t)done : -EIO;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+/* Byte-granular write: exactly [gpa, gpa+len), segment by segment. */
+static ssize_t qemu_write(void *drv, uint64_t gpa, const void *buf, size_t len)
+{
+    struct qemu_src *s = drv;
+    const struct qemu_layout *L = cur_layout(s);
+    const uint8_t *src = buf;
+    if (len > SSIZE_MAX)
+        len = SSIZE_MAX;
+    if (len > UINT64_MAX - gpa)
+        return -EINVAL;
+    size_t done = 0;
+    ssize_t rc = 0;
+    while (done < len) {
+        uint64_t a = gpa + done;
+        size_t i;
+        const struct qemu_ram_seg *g = seg_find(L, a, &i);
+        if (!g) {
+            rc = -ENOENT;           /* not guest RAM (any more) */
+            break;
+        }
+        size_t take = len - done;
+        if (take > g->gpa + g->len - a)
+            take = (size_t)(g->gpa + g->len - a);
+        ssize_t n = span_write(s, L->io[i].fd, L->io[i].raddr + (a - g->gpa), src + done,
+                               take);
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        done += (size_t)n;
+        if ((size_t)n < take) {
+            rc = -EIO;
+            break;
+        }
+    }
+    return done ? (ssize_t)done : rc;
 }
 
 /* ------------------------------------------------------ vCPUs, run state */
@@ -544,6 +675,7 @@ static bool qemu_gone(void *drv)
 static void qemu_describe(void *drv, json_object *out)
 {
     struct qemu_src *s = drv;
+    pthread_mutex_lock(&s->lock);
     json_object_object_add(out, "socket", json_object_new_string(s->sock));
     json_object_object_add(out, "pid", json_object_new_int64(s->pid));
     json_object_object_add(out, "qemu_version", json_object_new_string(s->version));
@@ -551,7 +683,7 @@ static void qemu_describe(void *drv, json_object *out)
         json_object_object_add(out, "qemu_package", json_object_new_string(s->package));
     bool any_proc = false, any_map = false;
     for (size_t i = 0; i < s->nblocks; i++) {
-        if (!s->blocks[i].used)
+        if (!s->blocks[i].used || s->blocks[i].access == ACCESS_NONE)
             continue;
         if (s->blocks[i].map)
             any_map = true;
@@ -574,6 +706,9 @@ static void qemu_describe(void *drv, json_object *out)
             json_object_object_add(o, "mem_path", json_object_new_string(b->mem_path));
         json_object_object_add(o, "guest_ram", json_object_new_boolean(b->used));
         if (b->used) {
+            /* Blank at open, verified later or still not (see refresh). */
+            if (b->was_blank)
+                json_object_object_add(o, "taken_blank", json_object_new_boolean(true));
             json_object_object_add(o, "access", json_object_new_string(access_name(b->access)));
             if (b->file)
                 json_object_object_add(o, "file", json_object_new_string(b->file));
@@ -590,8 +725,9 @@ static void qemu_describe(void *drv, json_object *out)
     json_object_object_add(out, "ram_blocks", arr);
     /* Where each piece of guest RAM lives: block and offset within it. */
     arr = json_object_new_array();
-    for (size_t i = 0; i < s->nsegs; i++) {
-        const struct qemu_ram_seg *g = &s->segs[i];
+    const struct qemu_layout *L = cur_layout(s);
+    for (size_t i = 0; i < L->nsegs; i++) {
+        const struct qemu_ram_seg *g = &L->segs[i];
         json_object *o = json_object_new_object();
         char hex[32];
         snprintf(hex, sizeof hex, "0x%" PRIx64, g->gpa);
@@ -604,6 +740,8 @@ static void qemu_describe(void *drv, json_object *out)
         json_object_array_add(arr, o);
     }
     json_object_object_add(out, "ram_layout", arr);
+    json_object_object_add(out, "layout_changes", json_object_new_int64(s->layout_changes));
+    pthread_mutex_unlock(&s->lock);
     bool alive = qmp_alive(s->qmp) && !proc_gone(s);
     json_object_object_add(out, "qemu_alive", json_object_new_boolean(alive));
     if (alive) {
@@ -616,6 +754,88 @@ static void qemu_describe(void *drv, json_object *out)
             json_object_put(st);
         }
     }
+}
+
+/* ---------------------------------------------------------------- layouts */
+
+static void layout_free(struct qemu_layout *L)
+{
+    if (!L)
+        return;
+    free(L->segs);
+    free(L->io);
+    free(L->ranges);
+    free(L);
+}
+
+/* A layout of segs as the blocks are reached now; segments of blocks with
+ * no access are left out.  NULL when out of memory. */
+static struct qemu_layout *layout_build(const struct qemu_src *s,
+                                        const struct qemu_ram_seg *segs, size_t nsegs)
+{
+    struct qemu_layout *L = calloc(1, sizeof *L);
+    if (!L)
+        return NULL;
+    size_t cap = nsegs ? nsegs : 1;
+    L->segs = calloc(cap, sizeof *L->segs);
+    L->io = calloc(cap, sizeof *L->io);
+    L->ranges = calloc(cap, sizeof *L->ranges);
+    if (!L->segs || !L->io || !L->ranges) {
+        layout_free(L);
+        return NULL;
+    }
+    for (size_t i = 0; i < nsegs; i++) {
+        const struct qemu_ram_seg *g = &segs[i];
+        const struct qemu_block *b = &s->blocks[g->block];
+        if (b->access == ACCESS_NONE)
+            continue;
+        size_t k = L->nsegs++;
+        L->segs[k] = *g;
+        L->io[k] = b->map ? (struct seg_io){.fd = b->fd, .raddr = b->file_off + g->block_off,
+                                            .map = b->map + g->block_off}
+                          : (struct seg_io){.fd = -1, .raddr = b->hva + g->block_off};
+        L->ranges[k] = (struct vmem_range){g->gpa, g->gpa + g->len, VMEM_RANGE_RAM};
+    }
+    return L;
+}
+
+static bool layout_same(const struct qemu_layout *a, const struct qemu_layout *b)
+{
+    if (a->nsegs != b->nsegs)
+        return false;
+    for (size_t i = 0; i < a->nsegs; i++) {
+        const struct qemu_ram_seg *x = &a->segs[i], *y = &b->segs[i];
+        if (x->gpa != y->gpa || x->len != y->len || x->block != y->block ||
+            x->block_off != y->block_off || a->io[i].fd != b->io[i].fd ||
+            a->io[i].raddr != b->io[i].raddr || a->io[i].map != b->io[i].map)
+            return false;
+    }
+    return true;
+}
+
+/* Make L current; the old one stays (readers may hold it) until close. */
+static void layout_publish(struct qemu_src *s, struct qemu_layout *L)
+{
+    L->older = atomic_load_explicit(&s->layout, memory_order_relaxed);
+    atomic_store_explicit(&s->layout, L, memory_order_release);
+}
+
+/* b's mapping is not for new layouts any more; old ones may still use it. */
+static void retire_map(struct qemu_src *s, struct qemu_block *b)
+{
+    if (!b->map)
+        return;
+    struct retired *r = malloc(sizeof *r);
+    if (r) {                        /* else leaked: it must stay mapped */
+        *r = (struct retired){.map = b->map, .size = b->size, .fd = b->fd,
+                              .next = s->retired};
+        s->retired = r;
+    }
+    b->map = NULL;
+    b->fd = -1;
+    b->file_off = 0;
+    free(b->file);
+    b->file = NULL;
 }
 
 /* ------------------------------------------------------------------ close */
@@ -637,8 +857,18 @@ static void qemu_close(void *drv)
         free(b->file);
     }
     free(s->blocks);
-    free(s->segs);
-    free(s->ranges);
+    for (struct retired *r = s->retired, *next; r; r = next) {
+        next = r->next;
+        munmap(r->map, r->size);
+        if (r->fd >= 0)
+            close(r->fd);
+        free(r);
+    }
+    for (struct qemu_layout *L = atomic_load(&s->layout), *older; L; L = older) {
+        older = L->older;
+        layout_free(L);
+    }
+    pthread_mutex_destroy(&s->lock);
     free(s->cpu_index);
     if (s->pidfd >= 0)
         close(s->pidfd);
@@ -702,7 +932,10 @@ static int load_blocks(struct qemu_src *s, char *err, size_t errlen)
     return 0;
 }
 
-static int load_layout(struct qemu_src *s, char *err, size_t errlen)
+/* The system address space's RAM as it is now: segments (malloc'd), each
+ * checked to lie inside its block.  0, or -errno with err set. */
+static int read_layout(struct qemu_src *s, struct qemu_ram_seg **segs_out,
+                       size_t *nsegs_out, char *err, size_t errlen)
 {
     char *text = NULL, qerr[256];
     int rc = qmp_hmp(s->qmp, "info mtree -f", -1, &text, qerr, sizeof qerr);
@@ -726,7 +959,9 @@ static int load_layout(struct qemu_src *s, char *err, size_t errlen)
     }
     for (size_t i = 0; i < s->nblocks; i++)
         names[i] = s->blocks[i].id;
-    rc = qemu_ram_layout(flat, nflat, names, s->nblocks, &s->segs, &s->nsegs);
+    struct qemu_ram_seg *segs = NULL;
+    size_t nsegs = 0;
+    rc = qemu_ram_layout(flat, nflat, names, s->nblocks, &segs, &nsegs);
     free(names);
     free(flat);
     if (rc < 0) {
@@ -735,22 +970,28 @@ static int load_layout(struct qemu_src *s, char *err, size_t errlen)
                  : "overlapping RAM ranges in 'info mtree -f'");
         return rc == -ENOMEM ? rc : -EIO;
     }
-    s->ranges = calloc(s->nsegs, sizeof *s->ranges);
-    if (!s->ranges)
-        return -ENOMEM;
-    for (size_t i = 0; i < s->nsegs; i++) {
-        const struct qemu_ram_seg *g = &s->segs[i];
-        struct qemu_block *b = &s->blocks[g->block];
+    for (size_t i = 0; i < nsegs; i++) {
+        const struct qemu_ram_seg *g = &segs[i];
+        const struct qemu_block *b = &s->blocks[g->block];
         if (g->block_off > b->size || g->len > b->size - g->block_off) {
             snprintf(err, errlen, "%s: gpa 0x%" PRIx64 "+0x%" PRIx64 " lies "
                      "outside RAM block %s (0x%" PRIx64 " bytes)", s->sock, g->gpa,
                      g->len, b->id, b->size);
+            free(segs);
             return -EIO;
         }
-        b->used = true;
-        s->ranges[i] = (struct vmem_range){g->gpa, g->gpa + g->len, VMEM_RANGE_RAM};
     }
+    *segs_out = segs;
+    *nsegs_out = nsegs;
     return 0;
+}
+
+static bool seg_uses(const struct qemu_ram_seg *segs, size_t nsegs, size_t bi)
+{
+    for (size_t i = 0; i < nsegs; i++)
+        if (segs[i].block == bi)
+            return true;
+    return false;
 }
 
 /* Guest page gpa through QMP, into buf (4 KiB). */
@@ -782,21 +1023,21 @@ struct sample {
     uint8_t *qpage;                 /* the page through QMP, when read */
 };
 
-static size_t make_samples(const struct qemu_src *s, size_t bi, struct sample *out,
-                           size_t max)
+static size_t make_samples(const struct qemu_ram_seg *segs, size_t nsegs, size_t bi,
+                           struct sample *out, size_t max)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < s->nsegs; i++)
-        if (s->segs[i].block == bi)
-            total += s->segs[i].len / VMEM_PAGE_SIZE;
+    for (size_t i = 0; i < nsegs; i++)
+        if (segs[i].block == bi)
+            total += segs[i].len / VMEM_PAGE_SIZE;
     if (!total)
         return 0;
     size_t n = total < max ? (size_t)total : max;
     size_t k = 0;
     for (size_t j = 0; j < n; j++) {
         uint64_t want = total * j / n, seen = 0;   /* j-th sample's page index */
-        for (size_t i = 0; i < s->nsegs; i++) {
-            const struct qemu_ram_seg *g = &s->segs[i];
+        for (size_t i = 0; i < nsegs; i++) {
+            const struct qemu_ram_seg *g = &segs[i];
             if (g->block != bi)
                 continue;
             uint64_t pages = g->len / VMEM_PAGE_SIZE;
@@ -812,11 +1053,21 @@ static size_t make_samples(const struct qemu_src *s, size_t bi, struct sample *o
     return k;
 }
 
-enum verdict { V_NO, V_BLANK, V_YES };
+/* V_ERR: QMP could not read the guest's pages (no verdict). */
+enum verdict { V_NO, V_BLANK, V_YES, V_ERR };
 
-/* Is hva where QEMU keeps block bi?  Compare non-zero pages of the
- * candidate with QMP's view of the same guest pages. */
-static enum verdict check_candidate(struct qemu_src *s, size_t bi, uint64_t hva,
+static void free_samples(struct sample *smp, size_t ns)
+{
+    for (size_t k = 0; k < ns; k++) {
+        free(smp[k].qpage);
+        smp[k].qpage = NULL;
+        smp[k].qstate = 0;
+    }
+}
+
+/* Is hva where QEMU keeps the block sampled in smp?  Compare non-zero pages
+ * of the candidate with QMP's view of the same guest pages. */
+static enum verdict check_candidate(struct qemu_src *s, uint64_t hva,
                                     struct sample *smp, size_t ns, uint8_t *pages)
 {
     int *st = malloc(ns * sizeof *st);
@@ -842,7 +1093,6 @@ static enum verdict check_candidate(struct qemu_src *s, size_t bi, uint64_t hva,
             nz[nnz++] = i;
     }
     free(st);
-    (void)bi;
 
     size_t pick[VALIDATE_CHECKS], np = 0;
     bool blank = nnz == 0;
@@ -872,7 +1122,7 @@ static enum verdict check_candidate(struct qemu_src *s, size_t bi, uint64_t hva,
                 sm->qstate = sm->qpage ? (qmp_page(s, sm->gpa, sm->qpage) == 0 ? 1 : -1) : -1;
             }
             if (sm->qstate < 0)
-                return V_NO;
+                return V_ERR;
             same = memcmp(mine, sm->qpage, VMEM_PAGE_SIZE) == 0;
             if (blank)
                 break;              /* zeros do not change under us */
@@ -889,12 +1139,13 @@ static enum verdict check_candidate(struct qemu_src *s, size_t bi, uint64_t hva,
 
 /* Find block bi in QEMU's address space; sets b->hva, b->verified, note.
  * *map_out: the maps entry holding it. */
-static int find_hva(struct qemu_src *s, size_t bi, const struct qemu_map *maps,
-                    size_t nmaps, const struct qemu_map **map_out)
+static int find_hva(struct qemu_src *s, size_t bi, const struct qemu_ram_seg *segs,
+                    size_t nsegs, const struct qemu_map *maps, size_t nmaps,
+                    const struct qemu_map **map_out)
 {
     struct qemu_block *b = &s->blocks[bi];
     struct sample smp[VALIDATE_SAMPLES];
-    size_t ns = make_samples(s, bi, smp, VALIDATE_SAMPLES);
+    size_t ns = make_samples(segs, nsegs, bi, smp, VALIDATE_SAMPLES);
     uint8_t *pages = malloc((size_t)VALIDATE_SAMPLES * VMEM_PAGE_SIZE);
     if (!pages || !ns) {
         free(pages);
@@ -902,7 +1153,7 @@ static int find_hva(struct qemu_src *s, size_t bi, const struct qemu_map *maps,
         return -EIO;
     }
     uint64_t yes = 0, blank = 0;
-    size_t nyes = 0, nblank = 0, ncand = 0;
+    size_t nyes = 0, nblank = 0, ncand = 0, nerr = 0;
     const struct qemu_map *yes_map = NULL, *blank_map = NULL;
     for (size_t i = 0; i < nmaps; i++) {
         const struct qemu_map *m = &maps[i];
@@ -912,7 +1163,9 @@ static int find_hva(struct qemu_src *s, size_t bi, const struct qemu_map *maps,
         uint64_t cand[2] = {m->start, m->end - b->size};
         for (int c = 0; c < (size > b->size ? 2 : 1); c++) {
             ncand++;
-            enum verdict v = check_candidate(s, bi, cand[c], smp, ns, pages);
+            enum verdict v = check_candidate(s, cand[c], smp, ns, pages);
+            if (v == V_ERR)
+                nerr++;
             if (v == V_YES) {
                 nyes++;
                 yes = cand[c];
@@ -926,12 +1179,12 @@ static int find_hva(struct qemu_src *s, size_t bi, const struct qemu_map *maps,
         if (proc_gone(s))
             break;
     }
-    for (size_t k = 0; k < ns; k++)
-        free(smp[k].qpage);
+    free_samples(smp, ns);
     free(pages);
     if (nyes == 1) {
         b->hva = yes;
         b->verified = true;
+        b->blank = false;
         *map_out = yes_map;
         snprintf(b->note, sizeof b->note, "host address found in /proc/%d/maps "
                  "(%zu candidates) and checked against QMP reads", (int)s->pid, ncand);
@@ -942,9 +1195,15 @@ static int find_hva(struct qemu_src *s, size_t bi, const struct qemu_map *maps,
                  "ambiguous", nyes);
         return -EIO;
     }
+    if (nerr > 0) {
+        snprintf(b->note, sizeof b->note, "guest pages could not be read through "
+                 "QMP to check %zu of %zu candidates", nerr, ncand);
+        return -EAGAIN;
+    }
     if (nblank == 1) {
         b->hva = blank;
         b->verified = false;
+        b->blank = b->was_blank = true;
         *map_out = blank_map;
         snprintf(b->note, sizeof b->note, "guest RAM looks blank: the only "
                  "mapping of the block's size is taken unverified");
@@ -1073,6 +1332,187 @@ static int load_vcpus(struct qemu_src *s)
     return 0;
 }
 
+/* QEMU's mappings (/proc/PID/maps), read when first needed. */
+struct maps_info {
+    bool read, have;
+    int err;                        /* why not, when !have */
+    struct qemu_map *maps;
+    size_t n;
+};
+
+static void load_maps(struct qemu_src *s, struct maps_info *mi)
+{
+    if (mi->read)
+        return;
+    mi->read = true;
+    mi->err = ESRCH;
+    if (s->pid <= 0)
+        return;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
+    char *text = read_text(path);
+    mi->err = errno;
+    if (text && qemu_parse_maps(text, &mi->maps, &mi->n) == 0 && mi->n > 0)
+        mi->have = true;
+    free(text);
+}
+
+/* Find how to reach block bi (guest RAM in segs): sets b->access and the
+ * rest.  0, or -errno with err set (-EAGAIN: QMP failed, try again). */
+static int setup_block(struct qemu_src *s, size_t bi, const struct qemu_ram_seg *segs,
+                       size_t nsegs, struct maps_info *mi, char *err, size_t errlen)
+{
+    struct qemu_block *b = &s->blocks[bi];
+    load_maps(s, mi);
+    if (try_shared_file(s, b, mi->maps, mi->n, mi->have) == 0)
+        return 0;
+    char why[160];
+    snprintf(why, sizeof why, "%s", b->note);
+    if (!mi->have) {
+        if (s->pid > 0)
+            snprintf(err, errlen, "%s: cannot read RAM block %s: /proc/%d/maps: "
+                     "%s", s->sock, b->id, (int)s->pid, strerror(mi->err));
+        else
+            snprintf(err, errlen, "%s: cannot read RAM block %s: QEMU's pid "
+                     "is unknown (another pid namespace?)", s->sock, b->id);
+        snprintf(b->note, sizeof b->note, "QEMU's mappings unreadable");
+        return -EACCES;
+    }
+    if (s->pidfd < 0 && s->memfd < 0) {
+        snprintf(err, errlen, "%s: cannot read RAM block %s: cannot open "
+                 "/proc/%d/mem: %s", s->sock, b->id, (int)s->pid, strerror(s->mem_errno));
+        snprintf(b->note, sizeof b->note, "cannot open /proc/%d/mem", (int)s->pid);
+        return -EACCES;
+    }
+    const struct qemu_map *m = NULL;
+    int rc = find_hva(s, bi, segs, nsegs, mi->maps, mi->n, &m);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot find RAM block %s (0x%" PRIx64
+                 " bytes) in QEMU pid %d: %s", s->sock, b->id, b->size,
+                 (int)s->pid, b->note);
+        return proc_gone(s) ? -ENODEV : rc == -EAGAIN ? rc : -EIO;
+    }
+    if (try_map_files(s, b, m) == 0)
+        return 0;
+    b->access = ACCESS_PROCESS;
+    if (why[0]) {
+        size_t l = strlen(b->note);
+        snprintf(b->note + l, sizeof b->note - l, "; %s", why);
+    }
+    return 0;
+}
+
+/* Block bi was taken unverified while guest RAM was blank: check it again
+ * against the guest's pages now.  Verified, still blank, found elsewhere, or
+ * left out (b->failed) when no mapping holds the guest's pages: 0.  -errno
+ * when QMP failed (nothing decided; the next refresh tries again). */
+static int reverify(struct qemu_src *s, size_t bi, const struct qemu_ram_seg *segs,
+                    size_t nsegs, struct maps_info *mi)
+{
+    struct qemu_block *b = &s->blocks[bi];
+    struct sample smp[VALIDATE_SAMPLES];
+    size_t ns = make_samples(segs, nsegs, bi, smp, VALIDATE_SAMPLES);
+    if (!ns)
+        return 0;
+    uint8_t *pages = malloc((size_t)VALIDATE_SAMPLES * VMEM_PAGE_SIZE);
+    if (!pages)
+        return -ENOMEM;
+    enum verdict v = check_candidate(s, b->hva, smp, ns, pages);
+    free_samples(smp, ns);
+    free(pages);
+    if (proc_gone(s))
+        return -ENODEV;
+    if (v == V_ERR)
+        return -EIO;
+    if (v == V_BLANK)
+        return 0;                   /* still blank: next time */
+    if (v == V_YES) {
+        b->blank = false;
+        b->verified = true;
+        snprintf(b->note, sizeof b->note, "guest RAM was blank when opened; host "
+                 "address checked against QMP reads at a layout refresh");
+        return 0;
+    }
+    /* The mapping taken blindly is not the guest's RAM: look again. */
+    load_maps(s, mi);
+    const struct qemu_map *m = NULL;
+    int rc = mi->have ? find_hva(s, bi, segs, nsegs, mi->maps, mi->n, &m) : -EACCES;
+    if (rc == -EAGAIN)
+        return -EIO;
+    if (rc == 0 && b->verified) {
+        if (b->access == ACCESS_MAP_FILES) {
+            retire_map(s, b);
+            if (try_map_files(s, b, m) != 0)
+                b->access = ACCESS_PROCESS;
+        }
+        size_t l = strlen(b->note);
+        snprintf(b->note + l, sizeof b->note - l, ", at a layout refresh: the "
+                 "mapping taken while RAM was blank was not it");
+        return 0;
+    }
+    retire_map(s, b);
+    b->access = ACCESS_NONE;
+    b->verified = b->blank = false;
+    b->failed = true;
+    snprintf(b->note, sizeof b->note, "the mapping taken while guest RAM was blank "
+             "does not hold the guest's pages, and no other does: left out of "
+             "the layout");
+    return 0;
+}
+
+/* Re-read the layout (see the top of this file).  1 changed, 0 not, or
+ * -errno (the old layout stays). */
+static int qemu_refresh(void *drv)
+{
+    struct qemu_src *s = drv;
+    if (qemu_gone(s))
+        return -ENODEV;
+    pthread_mutex_lock(&s->lock);
+    char err[512];
+    struct qemu_ram_seg *segs = NULL;
+    size_t nsegs = 0;
+    struct maps_info mi = {0};
+    int rc = read_layout(s, &segs, &nsegs, err, sizeof err);
+    for (size_t i = 0; rc == 0 && i < s->nblocks; i++) {
+        struct qemu_block *b = &s->blocks[i];
+        if (b->failed || !seg_uses(segs, nsegs, i))
+            continue;
+        b->used = true;
+        if (b->access == ACCESS_NONE) {
+            /* Guest RAM now, not before (a DIMM plugged since): find it. */
+            int r = setup_block(s, i, segs, nsegs, &mi, err, sizeof err);
+            if (r == -EAGAIN || r == -ENODEV || r == -ENOMEM) {
+                rc = r == -EAGAIN ? -EIO : r;
+            } else if (r < 0) {
+                retire_map(s, b);
+                b->access = ACCESS_NONE;
+                b->failed = true;
+                size_t l = strlen(b->note);
+                snprintf(b->note + l, sizeof b->note - l, "%s: left out of the layout",
+                         l ? "" : "not found");
+            }
+        } else if (b->blank) {
+            rc = reverify(s, i, segs, nsegs, &mi);
+        }
+    }
+    if (rc == 0) {
+        struct qemu_layout *L = layout_build(s, segs, nsegs);
+        if (!L) {
+            rc = -ENOMEM;
+        } else if (layout_same(L, cur_layout(s))) {
+            layout_free(L);
+        } else {
+            layout_publish(s, L);
+            s->layout_changes++;
+            rc = 1;
+        }
+    }
+    free(segs);
+    free(mi.maps);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *out,
                            char *err, size_t errlen)
 {
@@ -1088,6 +1528,8 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
     s->pidfd = s->memfd = -1;
     s->rw = flags & QEMU_OPEN_RW;
     atomic_init(&s->gone, false);
+    atomic_init(&s->layout, NULL);
+    pthread_mutex_init(&s->lock, NULL);
     char *abs = realpath(arg, NULL);
     s->sock = abs ? abs : strdup(arg);
     char qerr[256];
@@ -1110,82 +1552,53 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
     }
 
     s->pid = qmp_peer_pid(s->qmp);
+    s->mem_errno = ESRCH;
     if (s->pid > 0) {
         s->pidfd = sys_pidfd_open(s->pid);
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/mem", (int)s->pid);
         s->memfd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+        s->mem_errno = s->memfd < 0 ? errno : 0;
     }
 
-    if ((rc = load_blocks(s, err, errlen)) < 0 || (rc = load_layout(s, err, errlen)) < 0) {
+    struct qemu_ram_seg *segs = NULL;
+    size_t nsegs = 0;
+    if ((rc = load_blocks(s, err, errlen)) < 0 ||
+        (rc = read_layout(s, &segs, &nsegs, err, errlen)) < 0) {
         qemu_close(s);
         return rc;
     }
 
-    /* QEMU's mappings: to check a mem-path and to find RAM in the process. */
-    struct qemu_map *maps = NULL;
-    size_t nmaps = 0;
-    bool have_maps = false;
-    int maps_errno = ESRCH;
-    if (s->pid > 0) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/maps", (int)s->pid);
-        char *text = read_text(path);
-        maps_errno = errno;
-        if (text && qemu_parse_maps(text, &maps, &nmaps) == 0 && nmaps > 0)
-            have_maps = true;
-        free(text);
-    }
+    /* Each block that is guest RAM: a mapped file, or QEMU's memory. */
+    struct maps_info mi = {0};
     bool slow = false, mapped = false;
     for (size_t i = 0; i < s->nblocks && rc == 0; i++) {
         struct qemu_block *b = &s->blocks[i];
-        if (!b->used)
+        if (!seg_uses(segs, nsegs, i))
             continue;
-        if (try_shared_file(s, b, maps, nmaps, have_maps) == 0) {
+        b->used = true;
+        rc = setup_block(s, i, segs, nsegs, &mi, err, errlen);
+        if (rc == -EAGAIN)
+            rc = -EIO;
+        if (b->access == ACCESS_PROCESS)
+            slow = true;
+        else if (b->map)
             mapped = true;
-            continue;
-        }
-        char why[160];
-        snprintf(why, sizeof why, "%s", b->note);
-        if (!have_maps) {
-            if (s->pid > 0)
-                snprintf(err, errlen, "%s: cannot read RAM block %s: /proc/%d/maps: "
-                         "%s", s->sock, b->id, (int)s->pid, strerror(maps_errno));
-            else
-                snprintf(err, errlen, "%s: cannot read RAM block %s: QEMU's pid "
-                         "is unknown (another pid namespace?)", s->sock, b->id);
-            rc = -EACCES;
-            break;
-        }
-        if (s->pidfd < 0 && s->memfd < 0) {
-            snprintf(err, errlen, "%s: cannot read RAM block %s: cannot open "
-                     "/proc/%d/mem: %s", s->sock, b->id, (int)s->pid, strerror(errno));
-            rc = -EACCES;
-            break;
-        }
-        const struct qemu_map *m = NULL;
-        if (find_hva(s, i, maps, nmaps, &m) < 0) {
-            snprintf(err, errlen, "%s: cannot find RAM block %s (0x%" PRIx64
-                     " bytes) in QEMU pid %d: %s", s->sock, b->id, b->size,
-                     (int)s->pid, b->note);
-            rc = proc_gone(s) ? -ENODEV : -EIO;
-            break;
-        }
-        if (try_map_files(s, b, m) == 0) {
-            mapped = true;
-            continue;
-        }
-        b->access = ACCESS_PROCESS;
-        slow = true;
-        if (why[0]) {
-            size_t l = strlen(b->note);
-            snprintf(b->note + l, sizeof b->note - l, "; %s", why);
-        }
     }
-    free(maps);
+    free(mi.maps);
+    if (rc == 0) {
+        struct qemu_layout *L = layout_build(s, segs, nsegs);
+        if (L)
+            layout_publish(s, L);
+        else
+            rc = -ENOMEM;
+    }
+    free(segs);
     if (rc == 0)
         rc = load_vcpus(s);
     if (rc < 0) {
+        if (rc == -ENOMEM)
+            snprintf(err, errlen, "%s: out of memory", s->sock);
         qemu_close(s);
         return rc;
     }
@@ -1193,9 +1606,11 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
         .name = "qemu",
         .flags = slow ? VMEM_DRV_SLOW : 0,
         .ranges = qemu_ranges,
+        .refresh = qemu_refresh,
         .map = mapped ? qemu_map : NULL,
         .read_frames = qemu_read_frames,
         .write_frames = s->rw ? qemu_write_frames : NULL,
+        .write = s->rw ? qemu_write : NULL,
         .vcpu_count = qemu_vcpu_count,
         .vcpu_state = qemu_vcpu_state,
         .pause = qemu_pause,

@@ -15,8 +15,8 @@ struct qmp;
 /* Open flags. */
 #define QEMU_OPEN_RW 0x1u   /* -o rw: open the shared RAM file / the process
                                memory for writing too, and offer
-                               write_frames.  Without it the driver never
-                               holds a writable handle on guest RAM. */
+                               write_frames and write.  Without it the driver
+                               never holds a writable handle on guest RAM. */
 
 /* qemu_driver_open(arg, ...) is qemu_driver_open_flags(arg, 0, ...). */
 int qemu_driver_open(const char *arg, struct vmem_driver *out, char *err,

@@ -17,6 +17,10 @@ left free (this script disconnects): QEMU serves one QMP client at a time.
 --qmp-socket PATH puts it elsewhere (e.g. in a --qemu-dir directory);
 --qmp2 PATH adds a second QMP socket (printed as QMP_SOCKET2=) for a test's
 own commands while vmemfs holds the first.
+--paused-start starts QEMU with -S, as libvirt does: no guest code has run
+(RAM blank, no shadow RAM at 0xc0000-0xfffff yet) and the caller continues
+it (QMP "cont"); only mtree.txt, ramblock.txt, meta.json are written then
+(no ranges.txt, no truth.txt: the guest has not booted).
 The caller stops QEMU (kill QEMU_PID).  TCG only.
 """
 
@@ -72,6 +76,9 @@ def main():
                     help="a second QMP socket, for a test's own commands "
                     "while vmemfs holds the first (QEMU serves one client "
                     "per socket); this script never connects to it")
+    ap.add_argument("--paused-start", action="store_true",
+                    help="start QEMU with -S (stopped before the firmware "
+                    "runs) and return at once; the caller sends cont")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     a = ap.parse_args()
 
@@ -127,6 +134,8 @@ def main():
                  % mem_mib]
         machine += ",memory-backend=ram"
     argv += ["-machine", machine]
+    if a.paused_start:
+        argv += ["-S"]
 
     log("starting: " + " ".join(argv))
     t0 = time.monotonic()
@@ -137,7 +146,7 @@ def main():
     ok = False
     try:
         qmp = cap.QMP(sock, 30)
-        while not a.no_wait:
+        while not a.no_wait and not a.paused_start:
             try:
                 with open(serial, "rb") as f:
                     text = f.read().decode("utf-8", "replace")
@@ -154,8 +163,9 @@ def main():
                                % (a.timeout, cap.tail(serial)))
             time.sleep(0.2)
         boot = round(time.monotonic() - t0, 2)
-        log("guest ready after %.1f s" % boot)
-        if not a.no_wait:
+        log("started paused (-S)" if a.paused_start
+            else "guest ready after %.1f s" % boot)
+        if not a.no_wait and not a.paused_start:
             lines = [l.rstrip("\r") for l in text.split("\n")]
             try:
                 b = lines.index("VMEMFS-TRUTH-BEGIN")
@@ -175,13 +185,16 @@ def main():
         flat = cap.system_flatview(mtree)
         ranges = cap.merge([(s, e) for s, e, _, n in flat if n == ram_name])
         total = sum(e - s for s, e in ranges)
-        if total != a.mem:
-            raise cap.Fail("RAM ranges cover %#x bytes, expected %#x"
-                           % (total, a.mem))
-        with open(os.path.join(out, "ranges.txt"), "w") as f:
-            for s, e in ranges:
-                f.write("%x-%x\n" % (s, e))
+        # Before the firmware runs, 0xc0000-0xfffff is ROM, not RAM.
+        if not a.paused_start:
+            if total != a.mem:
+                raise cap.Fail("RAM ranges cover %#x bytes, expected %#x"
+                               % (total, a.mem))
+            with open(os.path.join(out, "ranges.txt"), "w") as f:
+                for s, e in ranges:
+                    f.write("%x-%x\n" % (s, e))
         meta = {"argv": argv, "mem": a.mem, "machine": a.machine,
+                "paused_start": a.paused_start,
                 "ram_block": ram_name, "shared_ram": a.shared_ram,
                 "memfd": a.memfd,
                 "qemu_version": qmp.version, "boot_seconds": boot,

@@ -9,6 +9,10 @@
 # moves while the guest runs, concurrent readers, writes (reopened
 # read-write), QEMU stopped (QMP times out), then QEMU killed during reads:
 # reads and QMP calls fail cleanly, without hanging.
+# Two more guests start paused (-S, as libvirt starts them), process memory
+# and memfd: opened while RAM is blank, continued and booted by the test,
+# then refresh() must see the firmware's shadow RAM at 0xc0000-0xfffff and
+# verify the block taken blank; then the same checks as above.
 # VMEMFS_QEMU_MEM=4608M runs the same with RAM above 4 GiB (slower).
 . "$(dirname "$0")/lib.sh"
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing"
@@ -46,7 +50,7 @@ run() {   # NAME EXPECTED_PATH [qemu_boot.py options]
     sock=$(sed -n 's/^QMP_SOCKET=//p' "$WORK/$name.boot")
     echo "== $name: QEMU pid $QPID, $MEM, expecting '$want'"
     if ! VMEMFS_QMP_SOCK=$sock VMEMFS_QEMU_OUT=$out VMEMFS_QEMU_PATH=$want \
-         VMEMFS_QEMU_KILL=1 "$LIVE"; then
+         VMEMFS_QEMU_KILL=1 VMEMFS_QEMU_PAUSED_START=${PAUSED:-0} "$LIVE"; then
         echo "FAIL: $name"
         exit 1
     fi
@@ -59,4 +63,6 @@ run() {   # NAME EXPECTED_PATH [qemu_boot.py options]
 run process "process memory"
 run shared "shared file" --shared-ram "$SHARED"
 run memfd "shared file" --memfd
+PAUSED=1 run prestart "process memory" --paused-start
+PAUSED=1 run prestart-memfd "shared file" --memfd --paused-start
 echo "PASS: qemu driver, all data paths"

@@ -9,14 +9,20 @@
  *                      "process memory"
  *   VMEMFS_QEMU_KILL=1 last, SIGKILL QEMU (the caller started it) and check
  *                      that reads and QMP calls fail cleanly and quickly
+ *   VMEMFS_QEMU_PAUSED_START=1  QEMU was started with -S (qemu_boot.py
+ *                      --paused-start) and has run no guest code: opened
+ *                      blank, then continued here and booted; refresh()
+ *                      must then see 0xc0000-0xfffff become RAM
  *
- * Checks: ranges equal ranges.txt; with the guest paused (through the
+ * Checks: started paused (-S), the layout before and after the firmware ran
+ * (refresh), the shadow RAM equal to pmemsave; ranges equal ranges.txt; with the guest paused (through the
  * driver), all of RAM read with read_frames (and map, when offered) equals
  * a QMP pmemsave of the same paused guest byte for byte; vCPUs in long mode
  * with CR3 set; the guest's counter moves between reads while it runs (the
  * source is live, not a snapshot); reads from several threads at once;
  * reopened read-write (QEMU_OPEN_RW), the counter set through write_frames
- * while paused counts on from the new value; QEMU stopped (SIGSTOP): QMP
+ * while paused counts on from the new value, 3 bytes written through write()
+ * change exactly those bytes of the page; QEMU stopped (SIGSTOP): QMP
  * calls time out, memory still reads; then QEMU killed during reads: process-memory frames fail with -EIO, a shared file
  * still reads, QMP answers -ENODEV, nothing hangs. */
 #include <errno.h>
@@ -31,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -48,6 +55,12 @@ static const char *env(const char *k)
 {
     const char *v = getenv(k);
     return v && *v ? v : NULL;
+}
+
+static bool paused_start(void)
+{
+    const char *v = env("VMEMFS_QEMU_PAUSED_START");
+    return v && strcmp(v, "1") == 0;
 }
 
 static int64_t ms_now(void)
@@ -130,6 +143,8 @@ static void test_describe(void **state)
         assert_int_equal(drv.ops->flags, VMEM_DRV_SLOW);
     }
     assert_null(drv.ops->write_frames);   /* opened read-only */
+    assert_null(drv.ops->write);
+    assert_non_null(drv.ops->refresh);    /* a live layout */
     json_object_put(o);
 }
 
@@ -161,6 +176,10 @@ static void test_ranges(void **state)
     char path[4096];
     snprintf(path, sizeof path, "%s/ranges.txt", out);
     FILE *f = fopen(path, "r");
+    if (!f && paused_start()) {
+        print_message("(started paused: no ranges.txt; test_prestart checked them)\n");
+        return;
+    }
     assert_non_null(f);
     unsigned long long s, e;
     size_t k = 0;
@@ -181,6 +200,8 @@ static char *pmemsave(struct qmp *q, uint64_t start, uint64_t len)
     const char *dir = env("VMEMFS_QEMU_OUT") ? env("VMEMFS_QEMU_OUT")
                       : env("TMPDIR") ? env("TMPDIR") : "/tmp";
     char *path = malloc(strlen(dir) + 32);
+    if (!path)
+        abort();
     sprintf(path, "%s/pmemsave.XXXXXX", dir);
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -197,6 +218,225 @@ static char *pmemsave(struct qmp *q, uint64_t start, uint64_t len)
         fprintf(stderr, "pmemsave: %s\n", err);
     assert_int_equal(rc, 0);
     return path;
+}
+
+/* The whole of a small file; malloc'd, *len its size. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* [gpa, gpa+len) of the (paused) guest through QMP pmemsave. */
+static uint8_t *pmem(uint64_t gpa, size_t len)
+{
+    char *path = pmemsave(qemu_driver_qmp(drv.priv), gpa, len);
+    size_t got;
+    uint8_t *buf = slurp(path, &got);
+    assert_int_equal(got, len);
+    unlink(path);
+    free(path);
+    return buf;
+}
+
+/* [gpa, gpa+len) (whole frames) through read_frames, and through map when
+ * it is offered and maps the span; compared with want. */
+static void check_frames(uint64_t gpa, size_t len, const uint8_t *want)
+{
+    size_t n = len / VMEM_PAGE_SIZE;
+    uint64_t *gfns = calloc(n, sizeof *gfns);
+    void **bufs = calloc(n, sizeof *bufs);
+    int *st = calloc(n, sizeof *st);
+    uint8_t *got = malloc(len);
+    for (size_t i = 0; i < n; i++) {
+        gfns[i] = (gpa >> VMEM_PAGE_SHIFT) + i;
+        bufs[i] = got + i * VMEM_PAGE_SIZE;
+    }
+    assert_int_equal(drv.ops->read_frames(drv.priv, gfns, bufs, st, n), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(st[i], VMEM_FRAME_OK);
+    for (size_t b = 0; b < len; b++)
+        if (got[b] != want[b])
+            fail_msg("read_frames differs from pmemsave at gpa 0x%" PRIx64, gpa + b);
+    const uint8_t *p = drv.ops->map ? drv.ops->map(drv.priv, gpa, len) : NULL;
+    if (p) {
+        assert_int_equal(vmem_guard_copy(got, p, len), 0);
+        assert_memory_equal(want, got, len);
+    }
+    free(gfns);
+    free(bufs);
+    free(st);
+    free(got);
+}
+
+/* The guest's serial log, once it holds line `mark` (waits up to 300 s). */
+static char *wait_serial(const char *out, const char *mark)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/serial.log", out);
+    for (int64_t t0 = ms_now(); ms_now() - t0 < 300 * 1000; usleep(200 * 1000)) {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        size_t len;
+        fclose(f);
+        char *text = (char *)slurp(path, &len);
+        text = realloc(text, len + 1);
+        text[len] = '\0';
+        for (char *p = text; (p = strstr(p, mark)); p++)
+            if ((p == text || p[-1] == '\n') &&
+                (p[strlen(mark)] == '\r' || p[strlen(mark)] == '\n'))
+                return text;
+        free(text);
+    }
+    fail_msg("no %s in %s within 300 s", mark, path);
+    return NULL;
+}
+
+/* The blocks of describe() that are guest RAM. */
+static size_t ram_blocks(json_object *o, json_object **out, size_t max)
+{
+    json_object *arr, *v;
+    size_t n = 0;
+    assert_true(json_object_object_get_ex(o, "ram_blocks", &arr));
+    for (size_t i = 0; i < json_object_array_length(arr) && n < max; i++) {
+        json_object *b = json_object_array_get_idx(arr, i);
+        if (json_object_object_get_ex(b, "guest_ram", &v) && json_object_get_boolean(v))
+            out[n++] = b;
+    }
+    return n;
+}
+
+static bool jbool(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) && json_object_get_boolean(v);
+}
+
+/* QEMU started with -S (as libvirt starts guests): opened before any guest
+ * code ran, RAM blank, 0xc0000-0xfffff still ROM.  Continued, booted, then
+ * refresh() sees the shadow RAM; its pages read as pmemsave shows them. */
+static void test_prestart(void **state)
+{
+    (void)state;
+    NEED_QEMU();
+    if (!paused_start()) {
+        print_message("(VMEMFS_QEMU_PAUSED_START not set: guest already booted)\n");
+        skip();
+    }
+    assert_non_null(drv.ops->refresh);
+    const char *out = env("VMEMFS_QEMU_OUT");
+    if (!out)
+        fail_msg("VMEMFS_QEMU_OUT is needed with VMEMFS_QEMU_PAUSED_START");
+    json_object *o = describe();
+    assert_string_equal(jstr(o, "run_state"), "prelaunch");
+    json_object *blk[8];
+    size_t nb = ram_blocks(o, blk, 8);
+    assert_true(nb >= 1);
+    bool by_inode = strcmp(jstr(blk[0], "access"), "shared file") == 0;
+    for (size_t i = 0; i < nb; i++) {
+        print_message("before the firmware: block %s: %s, verified %d: %s\n",
+                      jstr(blk[i], "id"), jstr(blk[i], "access"),
+                      jbool(blk[i], "verified"), jstr(blk[i], "note"));
+        /* A process-memory or map_files block of blank RAM cannot be
+         * checked against the guest's pages; a shared file by its inode. */
+        if (!by_inode)
+            assert_true(jbool(blk[i], "taken_blank") && !jbool(blk[i], "verified"));
+    }
+    json_object_put(o);
+
+    const struct vmem_range *r0, *r;
+    size_t n0, n;
+    assert_int_equal(drv.ops->ranges(drv.priv, &r0, &n0), 0);
+    struct vmem_range *copy = malloc(n0 * sizeof *copy);
+    memcpy(copy, r0, n0 * sizeof *copy);
+    for (size_t i = 0; i < n0; i++) {
+        print_message("before: %#" PRIx64 "-%#" PRIx64 "\n", r0[i].start, r0[i].end);
+        assert_true(r0[i].end <= 0xc0000 || r0[i].start >= 0x100000);
+    }
+    assert_int_equal(drv.ops->refresh(drv.priv), 0);     /* nothing ran yet */
+
+    int64_t t0 = ms_now();
+    assert_int_equal(drv.ops->resume(drv.priv), 0);
+    char *text = wait_serial(out, "VMEMFS-READY");
+    print_message("continued: guest ready after %" PRId64 " ms\n", ms_now() - t0);
+    /* truth.txt for the tests that follow (qemu_boot.py could not). */
+    char *b = strstr(text, "VMEMFS-TRUTH-BEGIN"), *e = b ? strstr(b, "VMEMFS-TRUTH-END") : NULL;
+    assert_non_null(e);
+    b = strchr(b, '\n') + 1;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/truth.txt", out);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (const char *p = b; p < e; p++)
+        if (*p != '\r')
+            fputc(*p, f);
+    fclose(f);
+    free(text);
+
+    t0 = ms_now();
+    int rc = drv.ops->refresh(drv.priv);
+    print_message("refresh after boot: %d in %" PRId64 " ms\n", rc, ms_now() - t0);
+    assert_int_equal(rc, 1);
+    /* The old array stays valid and unchanged. */
+    assert_memory_equal(copy, r0, n0 * sizeof *copy);
+    free(copy);
+    assert_int_equal(drv.ops->ranges(drv.priv, &r, &n), 0);
+    uint64_t total = 0;
+    bool shadow = false;
+    for (size_t i = 0; i < n; i++) {
+        print_message("after: %#" PRIx64 "-%#" PRIx64 "\n", r[i].start, r[i].end);
+        assert_int_equal(r[i].kind, VMEM_RANGE_RAM);
+        if (i)
+            assert_true(r[i].start >= r[i - 1].end);
+        if (r[i].start <= 0xc0000 && r[i].end >= 0x100000)
+            shadow = true;
+        total += r[i].end - r[i].start;
+    }
+    assert_true(shadow);
+    snprintf(path, sizeof path, "%s/meta.json", out);
+    json_object *meta = json_object_from_file(path), *mem;
+    assert_non_null(meta);
+    assert_true(json_object_object_get_ex(meta, "mem", &mem));
+    assert_int_equal(total, (uint64_t)json_object_get_int64(mem));
+    json_object_put(meta);
+
+    o = describe();
+    nb = ram_blocks(o, blk, 8);
+    for (size_t i = 0; i < nb; i++) {
+        print_message("after refresh: block %s: %s, verified %d: %s\n",
+                      jstr(blk[i], "id"), jstr(blk[i], "access"),
+                      jbool(blk[i], "verified"), jstr(blk[i], "note"));
+        assert_true(jbool(blk[i], "verified"));
+    }
+    json_object *lc;
+    assert_true(json_object_object_get_ex(o, "layout_changes", &lc));
+    assert_int_equal(json_object_get_int(lc), 1);
+    json_object_put(o);
+
+    /* The shadow RAM (BIOS and option ROM copies) reads as QEMU has it. */
+    assert_int_equal(drv.ops->pause(drv.priv), 0);
+    uint8_t *want = pmem(0xc0000, 0x40000);
+    check_frames(0xc0000, 0x40000, want);
+    size_t nz = 0;
+    for (size_t i = 0; i < 0x40000; i++)
+        nz += want[i] != 0;
+    print_message("0xc0000-0xfffff equal to pmemsave (%zu non-zero bytes)\n", nz);
+    assert_true(nz > 0x1000);       /* SeaBIOS is there */
+    free(want);
+    assert_int_equal(drv.ops->resume(drv.priv), 0);
+    assert_int_equal(drv.ops->refresh(drv.priv), 0);
 }
 
 static void test_paused_equals_pmemsave(void **state)
@@ -416,16 +656,28 @@ static void *regs_main(void *arg)
     return NULL;
 }
 
+/* Layout refreshes while the others read (the layout does not change once
+ * booted, but each refresh re-reads and compares it). */
+static void *refresh_main(void *arg)
+{
+    struct reader *rd = arg;
+    for (int it = 0; it < 10; it++)
+        if (drv.ops->refresh(drv.priv) != 0)
+            rd->bad++;
+    return NULL;
+}
+
 static void test_threads(void **state)
 {
     (void)state;
     NEED_QEMU();
-    pthread_t t[4];
-    struct reader rd[4] = {{0}};
+    pthread_t t[5];
+    struct reader rd[5] = {{0}};
     for (int i = 0; i < 3; i++)
         pthread_create(&t[i], NULL, reader_main, &rd[i]);
     pthread_create(&t[3], NULL, regs_main, &rd[3]);
-    for (int i = 0; i < 4; i++) {
+    pthread_create(&t[4], NULL, refresh_main, &rd[4]);
+    for (int i = 0; i < 5; i++) {
         pthread_join(t[i], NULL);
         assert_int_equal(rd[i].bad, 0);
     }
@@ -476,6 +728,57 @@ static void test_write(void **state)
     print_message("counter %" PRIu64 " set to 2^40 while paused; 0.5 s after resume: "
                   "2^40 + %" PRIu64 "\n", before, after - big);
     assert_true(after > big && after < big + 1000000);
+
+    /* Byte-granular: 3 bytes in the middle of a page full of other data
+     * (the firmware's shadow copy at 0xc0000-0xfffff: the guest no longer
+     * uses it); with the guest paused, pmemsave shows exactly those 3 bytes
+     * changed, then restored. */
+    assert_non_null(drv.ops->write);
+    assert_int_equal(drv.ops->pause(drv.priv), 0);
+    uint64_t page_gpa = 0;
+    size_t best = 0, off = 0x7fe;
+    for (uint64_t g = 0xc0000; g < 0x100000; g += VMEM_PAGE_SIZE) {
+        uint8_t pg[VMEM_PAGE_SIZE];
+        uint64_t pgfn = g >> VMEM_PAGE_SHIFT;
+        void *pb = pg;
+        int pst = -1;
+        assert_int_equal(drv.ops->read_frames(drv.priv, &pgfn, &pb, &pst, 1), 0);
+        size_t nz = 0;
+        for (size_t i = 0; pst == 0 && i < VMEM_PAGE_SIZE; i++)
+            nz += pg[i] != 0;
+        if (nz > best) {
+            best = nz;
+            page_gpa = g;
+        }
+    }
+    assert_true(best > VMEM_PAGE_SIZE / 2);
+    uint8_t *orig = pmem(page_gpa, VMEM_PAGE_SIZE);
+    const uint8_t bytes[3] = {(uint8_t)~orig[off], (uint8_t)(orig[off + 1] ^ 0x5a),
+                              (uint8_t)(orig[off + 2] + 1)};
+    assert_int_equal(drv.ops->write(drv.priv, page_gpa + off, bytes, 3), 3);
+    uint8_t *now = pmem(page_gpa, VMEM_PAGE_SIZE);
+    assert_memory_equal(now + off, bytes, 3);
+    assert_memory_equal(now, orig, off);
+    assert_memory_equal(now + off + 3, orig + off + 3, VMEM_PAGE_SIZE - off - 3);
+    check_frames(page_gpa, VMEM_PAGE_SIZE, now);
+    size_t nz = 0;
+    for (size_t i = 0; i < VMEM_PAGE_SIZE; i++)
+        nz += orig[i] != 0;
+    print_message("write(): 3 bytes at %#" PRIx64 " changed, the other 4093 (%zu "
+                  "non-zero) as they were\n", page_gpa + off, nz);
+    /* Put them back. */
+    assert_int_equal(drv.ops->write(drv.priv, page_gpa + off, orig + off, 3), 3);
+    free(now);
+    now = pmem(page_gpa, VMEM_PAGE_SIZE);
+    assert_memory_equal(now, orig, VMEM_PAGE_SIZE);
+    free(now);
+    free(orig);
+    /* Outside RAM: nothing written. */
+    const struct vmem_range *r;
+    size_t n;
+    drv.ops->ranges(drv.priv, &r, &n);
+    assert_int_equal(drv.ops->write(drv.priv, r[n - 1].end + 0x1000, bytes, 3), -ENOENT);
+    assert_int_equal(drv.ops->resume(drv.priv), 0);
 }
 
 static pid_t qemu_pid(void)
@@ -645,6 +948,7 @@ static void test_killed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prestart),
         cmocka_unit_test(test_describe),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_paused_equals_pmemsave),

@@ -117,7 +117,16 @@ void fs_vm_revisit(struct vmemfs *fs, struct fs_vm *fv, uint64_t now_ns)
 {
     if (vm_immutable(fv->vm) || vm_gone(fv->vm))
         return;
-    vm_refresh(fv->vm);
+    /* The layout changes when the firmware runs (a guest found at -S, as
+     * libvirt starts them): every second while a VM is new, then every ten
+     * (one 'info mtree -f', a few ms, each time). */
+    if (!fv->added_ns)
+        fv->added_ns = now_ns;
+    if (now_ns >= fv->refresh_ns) {
+        vm_refresh(fv->vm);
+        fv->refresh_ns = now_ns + (now_ns - fv->added_ns < 60000000000ull
+                                   ? 1000000000ull : 10000000000ull);
+    }
     if (fv->os || now_ns < fv->os_retry_ns)
         return;
     char why[256];

@@ -48,6 +48,8 @@ struct fs_vm {
     char os_why[256];
     uint64_t os_retry_ns;      /* watcher only: when to try again */
     unsigned os_retries;
+    uint64_t added_ns;         /* watcher only: when it was first revisited */
+    uint64_t refresh_ns;       /* watcher only: next layout refresh */
     pthread_mutex_t freeze_lock;   /* guards the three below */
     unsigned freezers;         /* open pmem.raw handles holding it paused */
     bool froze_it;             /* the freezers paused it (so they resume it) */

@@ -112,9 +112,10 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Every few seconds: live VMs re-read their layout, and those without a
- * recognised OS try again (see fs_vm_revisit). */
-#define REVISIT_NS 5000000000ull
+/* Every half second at most: live VMs re-read their layout when due, and
+ * those without a recognised OS try again (fs_vm_revisit keeps the
+ * schedule per VM). */
+#define REVISIT_NS 500000000ull
 
 static void revisit(struct vmemfs_watch *w)
 {

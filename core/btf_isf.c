@@ -522,63 +522,6 @@ fail:
     return -1;
 }
 
-/* The legacy .lzma format (lzma_alone), another kernel compression. */
-static int unlzma_alone(const uint8_t *in, size_t len, size_t max_out,
-                        void **out, size_t *outlen, char *why, size_t whylen)
-{
-    lzma_stream s = LZMA_STREAM_INIT;
-    if (lzma_alone_decoder(&s, (uint64_t)256 << 20) != LZMA_OK) {
-        say(why, whylen, "cannot start the lzma decoder");
-        return -1;
-    }
-    size_t cap = 16 << 20;
-    uint8_t *buf = malloc(cap);
-    if (!buf) {
-        lzma_end(&s);
-        say(why, whylen, "out of memory");
-        return -1;
-    }
-    s.next_in = in;
-    s.avail_in = len;
-    s.next_out = buf;
-    s.avail_out = cap;
-    for (;;) {
-        if (s.avail_out == 0) {
-            if (cap >= max_out) {
-                say(why, whylen, "lzma data unpacks to more than %zu bytes",
-                    max_out);
-                goto fail;
-            }
-            size_t nc = cap * 2 > max_out ? max_out : cap * 2;
-            uint8_t *q = realloc(buf, nc);
-            if (!q) {
-                say(why, whylen, "out of memory");
-                goto fail;
-            }
-            buf = q;
-            s.next_out = buf + cap;
-            s.avail_out = nc - cap;
-            cap = nc;
-        }
-        lzma_ret r = lzma_code(&s, LZMA_FINISH);
-        if (r == LZMA_STREAM_END)
-            break;
-        if (r != LZMA_OK) {
-            say(why, whylen, "lzma data is %s",
-                r == LZMA_BUF_ERROR ? "truncated" : "corrupt");
-            goto fail;
-        }
-    }
-    *outlen = cap - s.avail_out;
-    *out = buf;
-    lzma_end(&s);
-    return 1;
-fail:
-    free(buf);
-    lzma_end(&s);
-    return -1;
-}
-
 #ifdef HAVE_ZSTD
 /* One zstd frame (what follows it, the appended size, is ignored). */
 static int unzstd(const uint8_t *in, size_t len, size_t max_out, void **out,
@@ -654,7 +597,7 @@ static int unpack(const uint8_t *in, size_t len, void **out, size_t *outlen,
     if (len >= 13 && in[0] == 0x5d && in[1] == 0 && in[2] == 0 &&
         (in[12] == 0 || in[12] == 0xff)) {
         *fmt = "lzma";
-        return unlzma_alone(in, len, MAX_IMAGE, out, outlen, why, whylen);
+        return isf_unlzma(in, len, MAX_IMAGE, 1, out, outlen, why, whylen);
     }
 #ifdef HAVE_ZSTD
     if (len >= 4 && memcmp(in, "\x28\xb5\x2f\xfd", 4) == 0) {

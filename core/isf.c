@@ -367,14 +367,18 @@ static int grow_out(uint8_t **out, size_t *cap, size_t max_out)
     return 0;
 }
 
-static int unxz(const uint8_t *in, size_t inlen, size_t max_out, void **out,
-                size_t *outlen, char *why, size_t whylen)
+int isf_unlzma(const void *in_, size_t inlen, size_t max_out, int legacy,
+               void **out, size_t *outlen, char *why, size_t whylen)
 {
+    const uint8_t *in = in_;
     lzma_stream s = LZMA_STREAM_INIT;
+    const char *fmt = legacy ? "lzma" : "xz";
     /* One stream; whatever follows it (a kernel image's appended size) is
      * ignored. */
-    if (lzma_stream_decoder(&s, (uint64_t)256 << 20, 0) != LZMA_OK) {
-        say(why, whylen, "cannot start the xz decoder");
+    lzma_ret started = legacy ? lzma_alone_decoder(&s, (uint64_t)256 << 20)
+                              : lzma_stream_decoder(&s, (uint64_t)256 << 20, 0);
+    if (started != LZMA_OK) {
+        say(why, whylen, "cannot start the %s decoder", fmt);
         return -1;
     }
     size_t cap = inlen < max_out / 8 ? inlen * 8 : max_out;
@@ -394,8 +398,8 @@ static int unxz(const uint8_t *in, size_t inlen, size_t max_out, void **out,
         if (s.avail_out == 0) {
             size_t used = cap;
             if (grow_out(&buf, &cap, max_out) != 0) {
-                say(why, whylen, "xz data decompresses to more than %zu bytes",
-                    max_out);
+                say(why, whylen, "%s data decompresses to more than %zu bytes",
+                    fmt, max_out);
                 goto fail;
             }
             s.next_out = buf + used;
@@ -408,17 +412,17 @@ static int unxz(const uint8_t *in, size_t inlen, size_t max_out, void **out,
             continue;
         switch (r) {
         case LZMA_BUF_ERROR:
-            say(why, whylen, "xz data is truncated");
+            say(why, whylen, "%s data is truncated", fmt);
             break;
         case LZMA_MEM_ERROR:
         case LZMA_MEMLIMIT_ERROR:
-            say(why, whylen, "xz data needs too much memory to decode");
+            say(why, whylen, "%s data needs too much memory to decode", fmt);
             break;
         case LZMA_OPTIONS_ERROR:
-            say(why, whylen, "xz data uses unsupported options");
+            say(why, whylen, "%s data uses unsupported options", fmt);
             break;
         default:
-            say(why, whylen, "xz data is corrupt");
+            say(why, whylen, "%s data is corrupt", fmt);
             break;
         }
         goto fail;
@@ -497,7 +501,7 @@ int isf_decompress(const void *in, size_t inlen, size_t max_out, void **out,
 {
     const uint8_t *p = in;
     if (inlen >= 6 && memcmp(p, "\xFD" "7zXZ\0", 6) == 0)
-        return unxz(p, inlen, max_out, out, outlen, why, whylen);
+        return isf_unlzma(p, inlen, max_out, 0, out, outlen, why, whylen);
     if (inlen >= 2 && p[0] == 0x1f && p[1] == 0x8b)
         return ungzip(p, inlen, max_out, out, outlen, why, whylen);
     return 0;

@@ -191,5 +191,9 @@ struct isf *isf_find_by_banner(const char *dir, const char *banner,
  * or oversized stream, with the reason in why[whylen]. */
 int isf_decompress(const void *in, size_t inlen, size_t max_out,
                    void **out, size_t *outlen, char *why, size_t whylen);
+/* One xz stream (legacy 0) or legacy .lzma stream (legacy 1), decoded
+ * within max_out bytes: 1 and a malloc'd *out, or -1 with why set. */
+int isf_unlzma(const void *in, size_t inlen, size_t max_out, int legacy,
+               void **out, size_t *outlen, char *why, size_t whylen);
 
 #endif

@@ -532,10 +532,51 @@ static void test_real_profile(void **state)
     isf_free(f);
 }
 
+/* The shared lzma decoder: xz and the legacy .lzma format (a kernel
+ * compression btf_isf.c meets), round trip, truncation, the size bound. */
+static void test_unlzma(void **state)
+{
+    (void)state;
+    static uint8_t plain[200000];
+    for (size_t i = 0; i < sizeof plain; i++)
+        plain[i] = (uint8_t)(i * 31 / 7);
+    for (int legacy = 0; legacy <= 1; legacy++) {
+        lzma_stream s = LZMA_STREAM_INIT;
+        lzma_options_lzma opt;
+        lzma_lzma_preset(&opt, 1);
+        if (legacy)
+            assert_int_equal(lzma_alone_encoder(&s, &opt), LZMA_OK);
+        else
+            assert_int_equal(lzma_easy_encoder(&s, 1, LZMA_CHECK_CRC32), LZMA_OK);
+        static uint8_t packed[300000];
+        s.next_in = plain;
+        s.avail_in = sizeof plain;
+        s.next_out = packed;
+        s.avail_out = sizeof packed;
+        assert_int_equal(lzma_code(&s, LZMA_FINISH), LZMA_STREAM_END);
+        size_t plen = sizeof packed - s.avail_out;
+        lzma_end(&s);
+        void *out = NULL;
+        size_t outlen = 0;
+        char why[256];
+        assert_int_equal(isf_unlzma(packed, plen, 1 << 20, legacy, &out, &outlen,
+                                    why, sizeof why), 1);
+        assert_int_equal(outlen, sizeof plain);
+        assert_memory_equal(out, plain, sizeof plain);
+        free(out);
+        assert_int_equal(isf_unlzma(packed, plen / 2, 1 << 20, legacy, &out, &outlen,
+                                    why, sizeof why), -1);
+        assert_int_equal(isf_unlzma(packed, plen, 1000, legacy, &out, &outlen,
+                                    why, sizeof why), -1);
+        assert_non_null(strstr(why, "more than"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain_xz_gz),
+        cmocka_unit_test(test_unlzma),
         cmocka_unit_test(test_banner_equal),
         cmocka_unit_test(test_find_by_banner),
         cmocka_unit_test(test_hostile),

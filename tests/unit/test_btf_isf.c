@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/unit/testenv.h"
+
 #ifdef VMEMFS_HAVE_LIBBPF
 
 #include <bpf/btf.h>
@@ -633,29 +635,6 @@ static void test_images(void **state)
 
 /* ---- the real kernel ----------------------------------------------- */
 
-static const char *shared_isf_dir(void)
-{
-    static char buf[4096];
-    struct stat st;
-    const char *env = getenv("VMEMFS_ISF_DIR");
-    if (env && *env)
-        return stat(env, &st) == 0 ? env : NULL;
-    env = getenv("VMEMFS_SRC");
-    if (env && *env) {
-        snprintf(buf, sizeof buf, "%s/../shared/isf", env);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    const char *me = __FILE__;
-    const char *cut = strstr(me, "tests/unit/test_btf_isf.c");
-    if (cut && me[0] == '/') {
-        snprintf(buf, sizeof buf, "%.*s../shared/isf", (int)(cut - me), me);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    return NULL;
-}
-
 /* Debian's vmlinuz: $VMEMFS_VMLINUZ, or the test guest's cache
  * (contrib/guest/mkguest.sh: $VMEMFS_GUEST_CACHE, $XDG_CACHE_HOME or
  * ~/.cache, then vmemfs-guest/vmlinuz). */
@@ -679,7 +658,7 @@ static const char *find_vmlinuz(void)
 static void test_real_kernel(void **state)
 {
     (void)state;
-    const char *dir = shared_isf_dir();
+    const char *dir = testenv_isf_dir();
     const char *vmlinuz = find_vmlinuz();
     if (!dir || !vmlinuz) {
         print_message("[  SKIPPED ] %s: the real kernel's offsets are not "

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tests/unit/testenv.h"
+
 #include <errno.h>
 #include <ftw.h>
 #include <lzma.h>
@@ -447,35 +449,10 @@ static void test_hostile(void **state)
     }
 }
 
-/* Where ../shared/isf is: $VMEMFS_ISF_DIR, $VMEMFS_SRC/../shared/isf, or
- * beside the source tree this test was compiled from. */
-static const char *shared_isf_dir(void)
-{
-    static char buf[4096];
-    struct stat st;
-    const char *env = getenv("VMEMFS_ISF_DIR");
-    if (env && *env)
-        return stat(env, &st) == 0 ? env : NULL;
-    env = getenv("VMEMFS_SRC");
-    if (env && *env) {
-        snprintf(buf, sizeof buf, "%s/../shared/isf", env);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    const char *me = __FILE__;   /* .../tests/unit/test_isf.c */
-    const char *cut = strstr(me, "tests/unit/test_isf.c");
-    if (cut && me[0] == '/') {
-        snprintf(buf, sizeof buf, "%.*s../shared/isf", (int)(cut - me), me);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    return NULL;
-}
-
 static void test_real_profile(void **state)
 {
     (void)state;
-    const char *dir = shared_isf_dir();
+    const char *dir = testenv_isf_dir();
     if (!dir) {
         print_message("[  SKIPPED ] no shared ISF directory (../shared/isf or "
                       "$VMEMFS_ISF_DIR): the real Debian profile is not "

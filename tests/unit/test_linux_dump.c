@@ -36,6 +36,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tests/unit/testenv.h"
+
 #include "core/isf.h"
 #include "core/linux.h"
 #include "core/paging.h"
@@ -69,29 +71,6 @@ static double now_s(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static const char *shared_isf_dir(void)
-{
-    static char buf[4096];
-    struct stat st;
-    const char *env = getenv("VMEMFS_ISF_DIR");
-    if (env && *env)
-        return stat(env, &st) == 0 ? env : NULL;
-    env = getenv("VMEMFS_SRC");
-    if (env && *env) {
-        snprintf(buf, sizeof buf, "%s/../shared/isf", env);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    const char *me = __FILE__;
-    const char *cut = strstr(me, "tests/unit/test_linux_dump.c");
-    if (cut && me[0] == '/') {
-        snprintf(buf, sizeof buf, "%.*s../shared/isf", (int)(cut - me), me);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    return NULL;
 }
 
 static bool parse_truth(const char *path, struct truth *t)
@@ -174,7 +153,7 @@ static int setup(void **state)
         *state = NULL;
         return 0;
     }
-    const char *isf_dir = shared_isf_dir();
+    const char *isf_dir = testenv_isf_dir();
     if (!isf_dir) {
         *state = NULL;
         return 0;

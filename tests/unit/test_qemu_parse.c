@@ -17,33 +17,14 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "drivers/qemu/parse.h"
+#include "tests/unit/testenv.h"
 
-/* tests/unit/data: $VMEMFS_SRC/tests/unit/data, or beside this source. */
-static const char *data_dir(void)
-{
-    static char buf[4096];
-    struct stat st;
-    const char *env = getenv("VMEMFS_SRC");
-    if (env && *env) {
-        snprintf(buf, sizeof buf, "%s/tests/unit/data", env);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    const char *me = __FILE__;
-    const char *cut = strstr(me, "test_qemu_parse.c");
-    if (cut) {
-        snprintf(buf, sizeof buf, "%.*sdata", (int)(cut - me), me);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    return "tests/unit/data";
-}
+#include "drivers/qemu/parse.h"
 
 static char *slurp(const char *name)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", data_dir(), name);
+    snprintf(path, sizeof path, "%s/%s", testenv_data_dir(), name);
     FILE *f = fopen(path, "rb");
     if (!f) {
         print_error("cannot open fixture %s\n", path);

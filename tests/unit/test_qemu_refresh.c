@@ -40,36 +40,17 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "tests/unit/testenv.h"
+
 #include "core/guard.h"
 #include "drivers/qemu/qemu.h"
 
 #define MIB (1024u * 1024u)
 
-/* tests/unit/data: $VMEMFS_SRC/tests/unit/data, or beside this source. */
-static const char *data_dir(void)
-{
-    static char buf[4096];
-    struct stat st;
-    const char *env = getenv("VMEMFS_SRC");
-    if (env && *env) {
-        snprintf(buf, sizeof buf, "%s/tests/unit/data", env);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    const char *me = __FILE__;
-    const char *cut = strstr(me, "test_qemu_refresh.c");
-    if (cut) {
-        snprintf(buf, sizeof buf, "%.*sdata", (int)(cut - me), me);
-        if (stat(buf, &st) == 0)
-            return buf;
-    }
-    return "tests/unit/data";
-}
-
 static char *slurp(const char *name)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/%s", data_dir(), name);
+    snprintf(path, sizeof path, "%s/%s", testenv_data_dir(), name);
     FILE *f = fopen(path, "rb");
     if (!f)
         fail_msg("cannot open %s", path);

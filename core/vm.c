@@ -737,53 +737,68 @@ ssize_t vm_read_virt_iov(struct vm *vm, struct vmem_as *as, uint64_t va,
     return execute_plan(vm, p, va, len, VM_READ_PAD, NULL, 0, true, reply);
 }
 
-/* vm_read_phys's reply buffer, one per thread, freed with the thread. */
-static pthread_key_t tl_reply_key;
-static pthread_once_t tl_reply_once = PTHREAD_ONCE_INIT;
+/* Reply buffers per thread, freed with the thread: one for the caller's
+ * reads (vm_thread_reply), one private to vm_read_phys, which runs inside
+ * them (page-table reads while a virtual read is being planned). */
+enum { REPLY_CALLER, REPLY_INTERNAL, REPLY_KINDS };
+static pthread_key_t reply_key[REPLY_KINDS];
+static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
 
-static void tl_reply_free(void *p)
+static void reply_free(void *p)
 {
     vm_reply_fini(p);
     free(p);
 }
 
-static void tl_reply_key_init(void)
+static void reply_keys_init(void)
 {
-    pthread_key_create(&tl_reply_key, tl_reply_free);
+    for (int k = 0; k < REPLY_KINDS; k++)
+        pthread_key_create(&reply_key[k], reply_free);
+}
+
+static struct vm_reply *thread_reply(int kind)
+{
+    pthread_once(&reply_once, reply_keys_init);
+    struct vm_reply *rp = pthread_getspecific(reply_key[kind]);
+    if (!rp) {
+        rp = malloc(sizeof *rp);
+        if (!rp)
+            return NULL;
+        vm_reply_init(rp);
+        pthread_setspecific(reply_key[kind], rp);
+    }
+    return rp;
+}
+
+struct vm_reply *vm_thread_reply(void)
+{
+    return thread_reply(REPLY_CALLER);
 }
 
 ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
                      enum vm_read_mode mode)
 {
-    pthread_once(&tl_reply_once, tl_reply_key_init);
-    struct vm_reply *rp = pthread_getspecific(tl_reply_key);
-    if (!rp) {
-        rp = malloc(sizeof *rp);
-        if (!rp)
-            return -ENOMEM;
-        vm_reply_init(rp);
-        pthread_setspecific(tl_reply_key, rp);
-    }
-#define tl_reply (*rp)
+    struct vm_reply *rp = thread_reply(REPLY_INTERNAL);
+    if (!rp)
+        return -ENOMEM;
     size_t total = 0;
     while (total < len) {
         ssize_t got = vm_read_phys_iov(vm, gpa + total, len - total, mode, NULL,
-                                       &tl_reply);
+                                       rp);
         if (got <= 0)
             return total ? (ssize_t)total : got;
         uint8_t *dst = (uint8_t *)buf + total;
-        for (int i = 0; i < tl_reply.niov; i++) {
-            int rc = vmem_guard_copy(dst, tl_reply.iov[i].iov_base,
-                                     tl_reply.iov[i].iov_len);
+        for (int i = 0; i < rp->niov; i++) {
+            int rc = vmem_guard_copy(dst, rp->iov[i].iov_base,
+                                     rp->iov[i].iov_len);
             if (rc < 0)
                 return total ? (ssize_t)total : rc;
-            dst += tl_reply.iov[i].iov_len;
+            dst += rp->iov[i].iov_len;
         }
         total += (size_t)got;
     }
     return (ssize_t)total;
 }
-#undef tl_reply
 
 /* ---- writes (-o rw) ---------------------------------------------------- */
 

@@ -79,6 +79,10 @@ struct vm_reply {
 };
 void vm_reply_init(struct vm_reply *r);
 void vm_reply_fini(struct vm_reply *r);
+/* The calling thread's own reply, created on first use and freed when the
+ * thread exits (FUSE workers come and go); NULL on ENOMEM.  Valid until the
+ * thread's next use of it; vm_read_phys has its own and never touches it. */
+struct vm_reply *vm_thread_reply(void);
 
 /* Physical read of [gpa, gpa+len) into reply.  Returns the byte count
  * (short at a hole in strict mode, or at the end of the space; 0 at EOF) or

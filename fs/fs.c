@@ -338,12 +338,11 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
         st->st_blocks = (blkcnt_t)(present / 512);   /* du shows RAM, not size */
         return 0;
     }
-    case K_INFO: {
-        size_t len = 0;
-        free(info_text(fv, &len));
-        st->st_size = (off_t)len;
+    case K_INFO:
+        /* Like maps and status: generated at open.  Building it here would
+         * ask a live hypervisor for every vCPU's registers on each stat. */
+        st->st_size = 0;
         return 0;
-    }
     case K_MEMMAP: {
         size_t len = 0;
         free(vm_memmap_text(fv->vm, &len));
@@ -855,32 +854,6 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
-/* One reply assembly buffer per worker thread, freed when libfuse retires
- * the thread. */
-static pthread_key_t reply_key;
-static pthread_once_t reply_once = PTHREAD_ONCE_INIT;
-
-static void reply_free(void *p)
-{
-    vm_reply_fini(p);
-    free(p);
-}
-static void reply_key_init(void) { pthread_key_create(&reply_key, reply_free); }
-
-static struct vm_reply *thread_reply(void)
-{
-    pthread_once(&reply_once, reply_key_init);
-    struct vm_reply *r = pthread_getspecific(reply_key);
-    if (!r) {
-        r = malloc(sizeof *r);
-        if (!r)
-            return NULL;
-        vm_reply_init(r);
-        pthread_setspecific(reply_key, r);
-    }
-    return r;
-}
-
 static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t off);
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -904,7 +877,7 @@ static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t o
         fuse_reply_buf(req, h->text + off, n < size ? n : size);
         return;
     }
-    struct vm_reply *r = thread_reply();
+    struct vm_reply *r = vm_thread_reply();
     if (!r) {
         fuse_reply_err(req, ENOMEM);
         return;

@@ -26,8 +26,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/log.h"
-#include "core/paging.h"
+#include "core/util/log.h"
+#include "core/arch/x86/paging.h"
 
 enum file_kind {
     K_NONE = 0,

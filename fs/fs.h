@@ -22,8 +22,8 @@
 #define FUSE_USE_VERSION 312   /* >= 312 or the MT loop misreads its config */
 #include <fuse_lowlevel.h>
 
-#include "core/linux.h"
-#include "core/vm.h"
+#include "core/os/linux/linux.h"
+#include "core/phys/vm.h"
 
 #define VMEMFS_MAX_VMS 4096
 

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/guard.h"
-#include "core/log.h"
+#include "core/phys/guard.h"
+#include "core/util/log.h"
 #include "drivers/drivers.h"
 #include "fs/fs.h"
 #include "fs/watch.h"

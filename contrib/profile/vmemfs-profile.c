@@ -34,8 +34,8 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
-#include "core/btf_isf.h"
-#include "core/isf.h"
+#include "core/profile/btf_isf.h"
+#include "core/profile/isf.h"
 
 #define X86_64_DEFAULT_TEXT 0xffffffff81000000ull
 /* i386: PAGE_OFFSET (0xc0000000, the 3G/1G split) + CONFIG_PHYSICAL_START

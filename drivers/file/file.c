@@ -25,8 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/guard.h"
-#include "core/ranges.h"
+#include "core/phys/guard.h"
+#include "core/phys/ranges.h"
 #include "drivers/drivers.h"
 #include "drivers/file/format.h"
 

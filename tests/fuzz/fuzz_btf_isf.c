@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #ifdef VMEMFS_HAVE_LIBBPF
 #include <bpf/libbpf.h>
 
-#include "core/btf_isf.h"
-#include "core/isf.h"
+#include "core/profile/btf_isf.h"
+#include "core/profile/isf.h"
 
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/isf.h"
+#include "core/profile/isf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/linux.h"
+#include "core/os/linux/linux.h"
 #include "tests/fuzz/fuzz_linux_guest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

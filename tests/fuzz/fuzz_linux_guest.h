@@ -26,8 +26,8 @@
 #include <string.h>
 
 #include "core/driver.h"
-#include "core/isf.h"
-#include "core/vm.h"
+#include "core/profile/isf.h"
+#include "core/phys/vm.h"
 
 /* Not every includer uses every helper. */
 #define FG_FN static __attribute__((unused))

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/paging.h"
+#include "core/arch/x86/paging.h"
 
 #define HDR 41
 #define NQ 4

@@ -34,8 +34,8 @@
 #define TEST_ZSTD 1
 #endif
 
-#include "core/btf_isf.h"
-#include "core/isf.h"
+#include "core/profile/btf_isf.h"
+#include "core/profile/isf.h"
 
 #define LINK_TEXT 0xffffffff81000000ull
 #define KASLR 0x10000000ull

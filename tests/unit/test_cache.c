@@ -11,7 +11,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/cache.h"
+#include "core/phys/cache.h"
 #include "core/driver.h"
 
 static void fill(uint8_t *p, uint64_t gfn)

@@ -23,7 +23,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "core/isf.h"
+#include "core/profile/isf.h"
 
 /* "Linux version 9.9.9-test (t@h) #1 SMP\n" + NUL, base64. */
 #define TEST_BANNER "Linux version 9.9.9-test (t@h) #1 SMP\n"

@@ -30,9 +30,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/isf.h"
-#include "core/linux.h"
-#include "core/vm.h"
+#include "core/profile/isf.h"
+#include "core/os/linux/linux.h"
+#include "core/phys/vm.h"
 #include "tests/fuzz/fuzz_linux_guest.h"
 
 struct env {

@@ -38,10 +38,10 @@
 
 #include "tests/unit/testenv.h"
 
-#include "core/isf.h"
-#include "core/linux.h"
-#include "core/paging.h"
-#include "core/vm.h"
+#include "core/profile/isf.h"
+#include "core/os/linux/linux.h"
+#include "core/arch/x86/paging.h"
+#include "core/phys/vm.h"
 
 #define PATTERN_KEY 0x564d454d46530000ull
 

@@ -21,7 +21,7 @@
 
 #include <cmocka.h>
 
-#include "core/paging.h"
+#include "core/arch/x86/paging.h"
 
 /* ---- Synthetic guest-physical memory ------------------------------------ */
 

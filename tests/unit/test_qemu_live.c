@@ -42,7 +42,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/guard.h"
+#include "core/phys/guard.h"
 #include "drivers/qemu/qemu.h"
 #include "drivers/qemu/qmp.h"
 

@@ -42,7 +42,7 @@
 
 #include "tests/unit/testenv.h"
 
-#include "core/guard.h"
+#include "core/phys/guard.h"
 #include "drivers/qemu/qemu.h"
 
 #define MIB (1024u * 1024u)

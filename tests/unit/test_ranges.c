@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "core/ranges.h"
+#include "core/phys/ranges.h"
 
 static const struct vmem_range R[] = {
     {0x0, 0xa0000, VMEM_RANGE_RAM},

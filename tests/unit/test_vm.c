@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/guard.h"
-#include "core/paging.h"
-#include "core/vm.h"
+#include "core/phys/guard.h"
+#include "core/arch/x86/paging.h"
+#include "core/phys/vm.h"
 
 #define MEM_SIZE 0x40000u
 #define GFN_MISSING 0x6u       /* inside a range, but the source lacks it */

@@ -1,7 +1,7 @@
 /*
  * ranges.c - binary search and seek arithmetic over sorted range lists.
  */
-#include "core/ranges.h"
+#include "core/phys/ranges.h"
 
 #include <errno.h>
 #include <stdlib.h>

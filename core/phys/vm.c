@@ -13,7 +13,7 @@
  * The padded view never returns a short read before the end of the space:
  * the kernel, caching pmem.raw, would take a short read for end-of-file.
  */
-#include "core/vm.h"
+#include "core/phys/vm.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -25,11 +25,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/cache.h"
-#include "core/guard.h"
-#include "core/log.h"
-#include "core/paging.h"
-#include "core/ranges.h"
+#include "core/phys/cache.h"
+#include "core/phys/guard.h"
+#include "core/util/log.h"
+#include "core/arch/x86/paging.h"
+#include "core/phys/ranges.h"
 #include "drivers/drivers.h"
 
 #define VM_READ_MAX   (1u << 20)

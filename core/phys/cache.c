@@ -8,7 +8,7 @@
  * FUSE round trip around it, and it keeps readers from seeing a half
  * overwritten frame.
  */
-#include "core/cache.h"
+#include "core/phys/cache.h"
 
 #include <pthread.h>
 #include <stdbool.h>

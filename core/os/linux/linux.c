@@ -45,7 +45,7 @@
  * all of it: lists and trees are walked with bounds and visited sets, and
  * every pointer is checked to be a canonical kernel address before use.
  */
-#include "core/linux.h"
+#include "core/os/linux/linux.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -60,9 +60,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "core/isf.h"
-#include "core/log.h"
-#include "core/vm.h"
+#include "core/profile/isf.h"
+#include "core/util/log.h"
+#include "core/phys/vm.h"
 
 #define KMAP_X64        0xffffffff80000000ull   /* __START_KERNEL_map */
 #define X86_32_TOP      0x100000000ull          /* i386: 4 GiB of address space */

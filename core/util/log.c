@@ -2,7 +2,7 @@
  * log.c - stderr or syslog output, with a small rate limiter so a guest or a
  * failing source cannot flood the log through per-read errors.
  */
-#include "core/log.h"
+#include "core/util/log.h"
 
 #include <pthread.h>
 #include <stdarg.h>

@@ -5,7 +5,7 @@
  * call); the handler is installed with SA_NODEFER so SIGBUS is not left
  * blocked after we jump out of it.
  */
-#include "core/guard.h"
+#include "core/phys/guard.h"
 
 #include <errno.h>
 #include <setjmp.h>

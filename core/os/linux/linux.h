@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/paging.h"
+#include "core/arch/x86/paging.h"
 
 struct vm;
 struct json_object;

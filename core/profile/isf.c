@@ -12,7 +12,7 @@
  * offsets; type descriptors are hash-consed, so the tens of thousands of
  * {"kind": "base", "name": "int"} in a kernel profile are stored once.
  */
-#include "core/isf.h"
+#include "core/profile/isf.h"
 
 #include <ctype.h>
 #include <dirent.h>

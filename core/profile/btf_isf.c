@@ -18,8 +18,8 @@
 
 #ifdef BTF_ISF_BUILD
 
-#include "core/btf_isf.h"
-#include "core/isf.h"
+#include "core/profile/btf_isf.h"
+#include "core/profile/isf.h"
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>

@@ -11,7 +11,7 @@
  * the first hole after a leaf.  The depth is fixed by the mode, so hostile
  * loops cannot recurse; a read budget bounds the breadth.
  */
-#include "core/paging.h"
+#include "core/arch/x86/paging.h"
 
 #include <endian.h>
 #include <errno.h>

@@ -127,7 +127,7 @@ struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
 {
     struct vm *vm = calloc(1, sizeof *vm);
     if (!vm) {
-        drv.ops->close(drv.priv);
+        vmem_drv_close(&drv);
         snprintf(err, errlen, "VM '%s': out of memory", name);
         return NULL;
     }
@@ -140,21 +140,21 @@ struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
         vm->opt.readahead_max_pages = VM_MAX_RA;
     struct vm_layout *L = calloc(1, sizeof *L);
     if (!L) {
-        vm->drv.ops->close(vm->drv.priv);
+        vmem_drv_close(&vm->drv);
         free(vm);
         snprintf(err, errlen, "VM '%s': out of memory", name);
         return NULL;
     }
-    vm->drv.ops->ranges(vm->drv.priv, &L->r, &L->n);
+    vmem_drv_ranges(&vm->drv, &L->r, &L->n);
     L->phys_size = vmem_ranges_end(L->r, L->n);
     atomic_init(&vm->layout, L);
-    if (vm->drv.ops->flags & VMEM_DRV_SLOW) {
-        uint64_t ttl = (vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) ? 0
+    if (vm->drv.caps & VMEM_CAP_SLOW) {
+        uint64_t ttl = (vm->drv.caps & VMEM_CAP_IMMUTABLE) ? 0
                                                                  : opt->cache_ttl_ns;
         vm->cache = vmem_cache_new(opt->cache_pages, ttl);
     }
     if (!vm->name || !vm->spec ||
-        ((vm->drv.ops->flags & VMEM_DRV_SLOW) && !vm->cache)) {
+        ((vm->drv.caps & VMEM_CAP_SLOW) && !vm->cache)) {
         snprintf(err, errlen, "VM '%s': out of memory", name);
         vm_put(vm);
         return NULL;
@@ -172,8 +172,7 @@ void vm_put(struct vm *vm)
 {
     if (!vm || atomic_fetch_sub(&vm->refs, 1) != 1)
         return;
-    if (vm->drv.ops)
-        vm->drv.ops->close(vm->drv.priv);
+    vmem_drv_close(&vm->drv);
     for (struct vm_layout *L = atomic_load(&vm->layout), *older; L; L = older) {
         older = L->older;
         free(L);
@@ -195,15 +194,13 @@ uint64_t vm_phys_size(const struct vm *vm) { return layout_of(vm)->phys_size; }
 
 int vm_refresh(struct vm *vm)
 {
-    if (!vm->drv.ops->refresh)
-        return 0;
-    int rc = vm->drv.ops->refresh(vm->drv.priv);
+    int rc = vmem_drv_refresh(&vm->drv);
     if (rc <= 0)
         return rc;
     struct vm_layout *L = calloc(1, sizeof *L);
     if (!L)
         return -ENOMEM;
-    vm->drv.ops->ranges(vm->drv.priv, &L->r, &L->n);
+    vmem_drv_ranges(&vm->drv, &L->r, &L->n);
     L->phys_size = vmem_ranges_end(L->r, L->n);
     /* One refresher at a time (the watcher thread, or a control write):
      * the exchange keeps the chain of old layouts whole either way. */
@@ -214,7 +211,7 @@ int vm_refresh(struct vm *vm)
 
 bool vm_immutable(const struct vm *vm)
 {
-    return (vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) != 0;
+    return (vm->drv.caps & VMEM_CAP_IMMUTABLE) != 0;
 }
 
 void vm_ranges(const struct vm *vm, const struct vmem_range **r, size_t *n)
@@ -234,7 +231,7 @@ bool vm_gone(struct vm *vm)
 {
     if (atomic_load(&vm->gone))
         return true;
-    if (vm->drv.ops->gone && vm->drv.ops->gone(vm->drv.priv)) {
+    if (vmem_drv_gone(&vm->drv)) {
         /* From now on every read fails, even where the driver could still
          * serve stale bytes (a shared RAM file outlives its QEMU). */
         atomic_store(&vm->gone, true);
@@ -245,9 +242,7 @@ bool vm_gone(struct vm *vm)
 
 int vm_pause(struct vm *vm)
 {
-    if (!vm->drv.ops->pause)
-        return -ENOTSUP;
-    int rc = vm->drv.ops->pause(vm->drv.priv);
+    int rc = vmem_drv_pause(&vm->drv);
     /* What was cached came from before the pause: reads from now on must
      * see the paused guest, one instant. */
     if (rc == 0)
@@ -257,9 +252,7 @@ int vm_pause(struct vm *vm)
 
 int vm_resume(struct vm *vm)
 {
-    if (!vm->drv.ops->resume)
-        return -ENOTSUP;
-    int rc = vm->drv.ops->resume(vm->drv.priv);
+    int rc = vmem_drv_resume(&vm->drv);
     /* The guest ran: nothing cached from before may be served again. */
     if (rc == 0)
         vm_flush(vm);
@@ -331,7 +324,7 @@ static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
     const struct vm_layout *L = layout_of(vm);
     const struct vmem_range *r = L->r;
     size_t n = L->n;
-    void *(*map)(void *, uint64_t, size_t) = vm->drv.ops->map;
+    bool can_map = vmem_drv_can_map(&vm->drv);
 
     p->npieces = 0;
     p->nslots = 0;
@@ -347,7 +340,7 @@ static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
             continue;
         }
         uint64_t piece_end = r[i].end < end ? r[i].end : end;
-        const uint8_t *ptr = map ? map(vm->drv.priv, pos, piece_end - pos) : NULL;
+        const uint8_t *ptr = can_map ? vmem_drv_map(&vm->drv, pos, piece_end - pos) : NULL;
         if (ptr) {
             plan_add(p, (struct piece){.kind = PIECE_MAP, .ptr = ptr, .gpa = pos,
                                        .len = piece_end - pos});
@@ -409,7 +402,7 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
      * whole: nothing cached is fresher than the source itself, and its data
      * would only push the small, hot frames (page tables, kernel
      * structures) out of the cache, to go stale within the window. */
-    bool bulk_live = !(vm->drv.ops->flags & VMEM_DRV_IMMUTABLE) &&
+    bool bulk_live = !(vm->drv.caps & VMEM_CAP_IMMUTABLE) &&
                      p->nslots >= BULK_FRAMES;
     struct vmem_cache *cache = bulk_live ? NULL : vm->cache;
     for (unsigned s = 0; s < p->nslots; s++) {
@@ -449,7 +442,7 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
 
     if (nmiss + nra == 0)
         return 0;
-    int rc = vm->drv.ops->read_frames(vm->drv.priv, gfns, bufs, status,
+    int rc = vmem_drv_read_frames(&vm->drv, gfns, bufs, status,
                                       nmiss + nra);
     atomic_fetch_add(&vm->batches, 1);
     atomic_fetch_add(&vm->frames_read, nmiss + nra);
@@ -505,11 +498,11 @@ static void stream_update(struct vm *vm, struct vm_stream *stream, uint64_t gpa,
  * (the driver's fault read-around is off, see drivers/file/file.c). */
 static void prefetch_plan(struct vm *vm, const struct plan *p)
 {
-    if (!vm->drv.ops->prefetch)
+    if (!vmem_drv_can_prefetch(&vm->drv))
         return;
     for (unsigned k = 0; k < p->npieces; k++)
         if (p->piece[k].kind == PIECE_MAP)
-            vm->drv.ops->prefetch(vm->drv.priv, p->piece[k].gpa, p->piece[k].len);
+            vmem_drv_prefetch(&vm->drv, p->piece[k].gpa, p->piece[k].len);
 }
 
 /* Steps 2 and 3 for a plan of `planned` bytes starting at `base` (a gpa,
@@ -642,15 +635,15 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
     prefetch_plan(vm, p);
     /* A sequential reader of a mapped source: have the window after this
      * read on its way from disk by the time the next request comes. */
-    if (stream && vm->drv.ops->prefetch && gpa == stream->next_gpa &&
+    if (stream && vmem_drv_can_prefetch(&vm->drv) && gpa == stream->next_gpa &&
         gpa + planned < L->phys_size) {
         uint64_t ahead = gpa + planned;
         size_t win = PREFETCH_WINDOW;
         if (win > L->phys_size - ahead)
             win = (size_t)(L->phys_size - ahead);
         if (vmem_ranges_find(L->r, L->n, ahead) &&
-            vm->drv.ops->map(vm->drv.priv, ahead, 1))
-            vm->drv.ops->prefetch(vm->drv.priv, ahead, win);
+            vmem_drv_map(&vm->drv, ahead, 1))
+            vmem_drv_prefetch(&vm->drv, ahead, win);
     }
     return execute_plan(vm, p, gpa, planned, mode, stream, gpa + planned, false,
                         reply);
@@ -670,7 +663,7 @@ static int plan_virt(struct vm *vm, struct vmem_as *as, uint64_t va, size_t len,
     int rc = vmem_as_translate_range(as, first, npages, gpas);
     if (rc < 0 && rc != -EFAULT && rc != -ENOENT)
         return rc;
-    void *(*map)(void *, uint64_t, size_t) = vm->drv.ops->map;
+    bool can_map = vmem_drv_can_map(&vm->drv);
     const struct vm_layout *L = layout_of(vm);
     p->npieces = 0;
     p->nslots = 0;
@@ -689,7 +682,7 @@ static int plan_virt(struct vm *vm, struct vmem_as *as, uint64_t va, size_t len,
             else
                 plan_add(p, (struct piece){.kind = PIECE_ZERO, .len = take});
         } else {
-            const uint8_t *ptr = map ? map(vm->drv.priv, gpa, take) : NULL;
+            const uint8_t *ptr = can_map ? vmem_drv_map(&vm->drv, gpa, take) : NULL;
             if (ptr) {
                 if (last && last->kind == PIECE_MAP && last->ptr + last->len == ptr &&
                     last->gpa + last->len == gpa)
@@ -805,7 +798,7 @@ ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
 
 bool vm_writable(const struct vm *vm)
 {
-    return vm->opt.writable && (vm->drv.ops->write || vm->drv.ops->write_frames);
+    return vm->opt.writable && vmem_drv_writable(&vm->drv);
 }
 
 ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
@@ -838,10 +831,10 @@ ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
             take = len - done;
         if (take > r->end - at)
             take = (size_t)(r->end - at);
-        if (vm->drv.ops->write) {
+        if (vmem_drv_can_write_bytes(&vm->drv)) {
             /* Exactly these bytes: a running guest's writes to the rest of
              * the page are not undone by a read-modify-write. */
-            ssize_t n = vm->drv.ops->write(vm->drv.priv, at,
+            ssize_t n = vmem_drv_write(&vm->drv, at,
                                            (const uint8_t *)buf + done, take);
             if (n <= 0) {
                 rc = n < 0 ? (int)n : -EIO;
@@ -855,7 +848,7 @@ ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
         int st;
         void *bufs[1] = {frame};
         if (take != VMEM_PAGE_SIZE) {
-            rc = vm->drv.ops->read_frames(vm->drv.priv, &gfn, bufs, &st, 1);
+            rc = vmem_drv_read_frames(&vm->drv, &gfn, bufs, &st, 1);
             if (rc < 0 || st < 0) {
                 rc = rc < 0 ? rc : st;
                 break;
@@ -863,7 +856,7 @@ ssize_t vm_write_phys(struct vm *vm, uint64_t gpa, const void *buf, size_t len)
         }
         memcpy(frame + in_frame, (const uint8_t *)buf + done, take);
         const void *cbufs[1] = {frame};
-        rc = vm->drv.ops->write_frames(vm->drv.priv, &gfn, cbufs, &st, 1);
+        rc = vmem_drv_write_frames(&vm->drv, &gfn, cbufs, &st, 1);
         if (rc < 0 || st < 0) {
             rc = rc < 0 ? rc : st;
             break;
@@ -934,21 +927,18 @@ off_t vm_seek_phys(struct vm *vm, off_t off, int whence)
 
 int vm_vcpu_count(struct vm *vm)
 {
-    if (!vm->drv.ops->vcpu_count || !vm->drv.ops->vcpu_state)
-        return 0;
-    int n = vm->drv.ops->vcpu_count(vm->drv.priv);
-    return n > 0 ? n : 0;
+    return vmem_drv_vcpu_count(&vm->drv);
 }
 
 int vm_vcpu_state(struct vm *vm, unsigned cpu, struct vmem_vcpu *out)
 {
-    if (!vm->drv.ops->vcpu_count || !vm->drv.ops->vcpu_state)
+    int n = vmem_drv_vcpu_count(&vm->drv);
+    if (n == 0)
         return -ENOTSUP;
-    int n = vm->drv.ops->vcpu_count(vm->drv.priv);
     if (n <= 0 || cpu >= (unsigned)n)
         return -EINVAL;
     memset(out, 0, sizeof *out);
-    return vm->drv.ops->vcpu_state(vm->drv.priv, cpu, out);
+    return vmem_drv_vcpu_state(&vm->drv, cpu, out);
 }
 
 /* ---- text files --------------------------------------------------------- */
@@ -970,10 +960,9 @@ struct json_object *vm_info(struct vm *vm)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "name", json_object_new_string(vm->name));
     json_object_object_add(o, "spec", json_object_new_string(vm->spec));
-    json_object_object_add(o, "driver", json_object_new_string(vm->drv.ops->name));
+    json_object_object_add(o, "driver", json_object_new_string(vmem_drv_name(&vm->drv)));
     json_object *src = json_object_new_object();
-    if (vm->drv.ops->describe)
-        vm->drv.ops->describe(vm->drv.priv, src);
+    vmem_drv_describe(&vm->drv, src);
     json_object_object_add(o, "source", src);
     json_object_object_add(o, "immutable", json_object_new_boolean(vm_immutable(vm)));
     json_object_object_add(o, "writable", json_object_new_boolean(vm_writable(vm)));
@@ -994,10 +983,10 @@ struct json_object *vm_info(struct vm *vm)
     json_object_object_add(o, "bytes_present", json_object_new_int64((int64_t)ram));
 
     json_object *vcpus = json_object_new_array();
-    int nvcpu = vm->drv.ops->vcpu_count ? vm->drv.ops->vcpu_count(vm->drv.priv) : 0;
+    int nvcpu = vmem_drv_vcpu_count(&vm->drv);
     for (int c = 0; c < nvcpu; c++) {
         struct vmem_vcpu v;
-        if (vm->drv.ops->vcpu_state(vm->drv.priv, (unsigned)c, &v) < 0)
+        if (vmem_drv_vcpu_state(&vm->drv, (unsigned)c, &v) < 0)
             continue;
         json_object *j = json_object_new_object();
         json_object_object_add(j, "id", json_object_new_int((int)v.id));

@@ -188,7 +188,6 @@ static void file_close(void *drv)
 
 static const struct vmem_driver_ops file_ops_verbatim = {
     .name = "file",
-    .flags = VMEM_DRV_IMMUTABLE,
     .ranges = file_ranges,
     .map = file_map,
     .prefetch = file_prefetch,
@@ -201,7 +200,6 @@ static const struct vmem_driver_ops file_ops_verbatim = {
 
 static const struct vmem_driver_ops file_ops_compressed = {
     .name = "file",
-    .flags = VMEM_DRV_IMMUTABLE | VMEM_DRV_SLOW,
     .ranges = file_ranges,
     .map = NULL,
     .read_frames = file_read_frames,
@@ -356,5 +354,7 @@ int file_driver_open(const char *path, struct vmem_driver *out, char *err,
     madvise(m, f->size, MADV_RANDOM);
     out->ops = f->layout.kdump ? &file_ops_compressed : &file_ops_verbatim;
     out->priv = f;
+    /* Dumps are evidence: never written, whatever was asked. */
+    out->caps = VMEM_CAP_IMMUTABLE | (f->layout.kdump ? VMEM_CAP_SLOW : 0);
     return 0;
 }

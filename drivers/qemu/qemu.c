@@ -1604,7 +1604,6 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
     }
     s->ops = (struct vmem_driver_ops){
         .name = "qemu",
-        .flags = slow ? VMEM_DRV_SLOW : 0,
         .ranges = qemu_ranges,
         .refresh = qemu_refresh,
         .map = mapped ? qemu_map : NULL,
@@ -1621,6 +1620,7 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
     };
     out->ops = &s->ops;
     out->priv = s;
+    out->caps = slow ? VMEM_CAP_SLOW : 0;
     return 0;
 }
 

@@ -173,7 +173,7 @@ FG_FN void fgd_close(void *d)
 }
 
 static const struct vmem_driver_ops fg_ops = {
-    .name = "fake", .flags = VMEM_DRV_IMMUTABLE,
+    .name = "fake",
     .ranges = fgd_ranges, .map = fgd_map, .read_frames = fgd_read_frames,
     .vcpu_count = fgd_vcpu_count, .vcpu_state = fgd_vcpu_state,
     .close = fgd_close,
@@ -199,7 +199,7 @@ FG_FN struct vm *fg_vm(struct fg *g, uint64_t cr3)
     struct vm_options o;
     vm_options_default(&o);
     char err[256];
-    return vm_new("fake", "fake:", (struct vmem_driver){&fg_ops, d}, &o, err, sizeof err);
+    return vm_new("fake", "fake:", (struct vmem_driver){&fg_ops, d, VMEM_CAP_IMMUTABLE}, &o, err, sizeof err);
 }
 
 /* ---- memory helpers ----------------------------------------------------- */

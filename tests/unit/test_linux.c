@@ -1084,7 +1084,7 @@ static struct vm *g32_vm(struct g32 *g, uint64_t cr3)
     struct vm_options o;
     vm_options_default(&o);
     char err[256];
-    struct vm *vm = vm_new("fake32", "fake:", (struct vmem_driver){&fg_ops, d}, &o, err,
+    struct vm *vm = vm_new("fake32", "fake:", (struct vmem_driver){&fg_ops, d, VMEM_CAP_IMMUTABLE}, &o, err,
                            sizeof err);
     assert_non_null(vm);
     return vm;

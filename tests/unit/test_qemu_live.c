@@ -138,9 +138,9 @@ static void test_describe(void **state)
      * is cached by core. */
     if (strcmp(jstr(o, "data_path"), "shared file") == 0) {
         assert_non_null(drv.ops->map);
-        assert_int_equal(drv.ops->flags, 0);
+        assert_int_equal(drv.caps, 0);
     } else {
-        assert_int_equal(drv.ops->flags, VMEM_DRV_SLOW);
+        assert_int_equal(drv.caps, VMEM_CAP_SLOW);
     }
     assert_null(drv.ops->write_frames);   /* opened read-only */
     assert_null(drv.ops->write);

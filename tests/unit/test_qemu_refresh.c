@@ -447,7 +447,7 @@ static void test_prestart(void **state)
     assert_non_null(d.ops->refresh);
     assert_null(d.ops->map);
     assert_null(d.ops->write);
-    assert_int_equal(d.ops->flags, VMEM_DRV_SLOW);
+    assert_int_equal(d.caps, VMEM_CAP_SLOW);
 
     json_object *o = describe(&d), *b = block_of(o, "pc.ram");
     assert_string_equal(jstr(b, "access"), "process memory");

@@ -74,7 +74,7 @@ static int md_read_frames(void *d, const uint64_t *gfns, void *const *bufs,
 static void md_close(void *d) { (void)d; }
 
 static const struct vmem_driver_ops md_ops_slow = {
-    .name = "mem", .flags = VMEM_DRV_SLOW | VMEM_DRV_IMMUTABLE,
+    .name = "mem",
     .ranges = md_ranges, .map = md_map, .read_frames = md_read_frames,
     .close = md_close,
 };
@@ -100,7 +100,7 @@ static struct vm *vm_for(struct memdrv *m)
     vm_options_default(&o);
     o.cache_pages = 4096;
     char err[128];
-    struct vm *vm = vm_new("t", "mem:", (struct vmem_driver){&md_ops_slow, m}, &o,
+    struct vm *vm = vm_new("t", "mem:", (struct vmem_driver){&md_ops_slow, m, VMEM_CAP_SLOW | VMEM_CAP_IMMUTABLE}, &o,
                            err, sizeof err);
     assert_non_null(vm);
     return vm;

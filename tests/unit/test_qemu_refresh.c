@@ -696,7 +696,7 @@ static void test_swap_threads(void **state)
     struct vmem_driver d;
     open_drv(&f, 0, &d);
     assert_non_null(d.ops->map);
-    assert_int_equal(d.ops->flags, 0);
+    assert_int_equal(d.caps, 0);
     json_object *o = describe(&d);
     assert_string_equal(jstr(block_of(o, "ram"), "access"), "shared file");
     assert_true(jbool(block_of(o, "ram"), "verified"));

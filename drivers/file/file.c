@@ -27,7 +27,7 @@
 
 #include "core/phys/guard.h"
 #include "core/phys/ranges.h"
-#include "drivers/drivers.h"
+#include "drivers/file/file.h"
 #include "drivers/file/format.h"
 
 struct file_src {
@@ -358,3 +358,17 @@ int file_driver_open(const char *path, struct vmem_driver *out, char *err,
     out->caps = VMEM_CAP_IMMUTABLE | (f->layout.kdump ? VMEM_CAP_SLOW : 0);
     return 0;
 }
+
+static int file_class_open(const char *arg, unsigned flags, struct vmem_driver *out,
+                           char *err, size_t errlen)
+{
+    (void)flags;                    /* evidence: never opened for writing */
+    return file_driver_open(arg, out, err, errlen);
+}
+
+const struct vmem_driver_class file_driver_class = {
+    .scheme = "file",
+    .usage = "file:PATH",
+    .summary = "a memory dump: raw, ELF core, LiME or kdump-compressed",
+    .open = file_class_open,
+};

@@ -94,7 +94,7 @@ struct lx_offsets {
 };
 
 struct snap {
-    struct linux_tasks pub;
+    struct vmem_procs pub;
     atomic_int refs;
     uint64_t taken_ns;
 };
@@ -190,7 +190,7 @@ int lx_load_offsets(const struct isf *f, struct lx_offsets *o, char *why, size_t
 void lx_vcpu_hint(struct vm *vm, struct vcpu_hint *h);
 const char *lx_mode_name(enum vmem_paging_mode m);
 void lx_cr3_crosscheck(struct linux_os *os, const struct vcpu_hint *h, uint64_t s_banner);
-bool lx_scan_for_kernel(struct linux_os *os, const struct linux_options *opt,
+bool lx_scan_for_kernel(struct linux_os *os, const struct vmem_os_options *opt,
                         struct scan_state *s, const struct vcpu_hint *hint);
 
 /* ---- tasks.c ----------------------------------------------------------- */

@@ -45,7 +45,7 @@
 
 #include "core/util/bytes.h"
 #include "core/util/decompress.h"
-#include "drivers/file/format.h"
+#include "drivers/file/kdump.h"
 
 #define KDUMP_SIGNATURE    "KDUMP   "
 #define DISKDUMP_SIGNATURE "DISKDUMP"
@@ -896,10 +896,12 @@ int dump_parse_kdump(const uint8_t *base, size_t size, struct dump_layout *out,
     kd->size = size;
     /* Published before the first access to the mapping: if a SIGBUS
      * abandons the parse, dump_layout_free still reaches and frees it. */
-    out->kdump = kd;
+    out->backend = &kdump_backend;
+    out->backend_priv = kd;
     int rc = parse(kd, out, err, errlen);
     if (rc != 0) {
-        out->kdump = NULL;
+        out->backend = NULL;
+        out->backend_priv = NULL;
         kdump_close(kd);
         return rc;
     }
@@ -968,3 +970,22 @@ void kdump_close(struct kdump *kd)
     free(kd->ranges);
     free(kd);
 }
+
+static void backend_ranges(void *b, const struct vmem_range **out, size_t *n)
+{
+    kdump_ranges(b, out, n);
+}
+static int backend_read_frame(void *b, uint64_t gfn, void *buf)
+{
+    return kdump_read_frame(b, gfn, buf);
+}
+static const char *backend_describe(void *b) { return kdump_describe(b); }
+static void backend_close(void *b) { kdump_close(b); }
+
+const struct dump_backend_ops kdump_backend = {
+    .name = "kdump",
+    .ranges = backend_ranges,
+    .read_frame = backend_read_frame,
+    .describe = backend_describe,
+    .close = backend_close,
+};

@@ -14,6 +14,7 @@
 
 #include "core/phys/guard.h"
 #include "core/util/log.h"
+#include "core/util/version.h"
 #include "drivers/registry.h"
 #include "fs/fs.h"
 #include "fs/watch.h"
@@ -243,7 +244,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (cmd.version) {
-        printf("vmemfs 0.1.0 (libfuse %s)\n", fuse_pkgversion());
+        printf("vmemfs %s (libfuse %s)\n", VMEMFS_VERSION, fuse_pkgversion());
         return 0;
     }
 

@@ -22,6 +22,7 @@
 
 #include "core/util/bytes.h"
 #include "core/util/decompress.h"
+#include "core/util/version.h"
 #include "core/profile/isf.h"
 
 #include <bpf/btf.h>
@@ -40,9 +41,6 @@
 #include <zstd.h>
 #endif
 
-#ifndef VMEMFS_VERSION
-#define VMEMFS_VERSION "0.1.0"
-#endif
 
 /* A decompressed kernel is ~50-100 MB; refuse anything absurd. */
 #define MAX_IMAGE ((size_t)1 << 30)

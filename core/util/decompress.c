@@ -393,31 +393,39 @@ int vmem_decompress(enum vmem_codec c, const void *in, size_t len, size_t max_ou
                     size_t whylen)
 {
     bool prefix = flags & VMEM_DECOMP_PREFIX;
+    int rc;
     switch (c) {
     case VMEM_CODEC_XZ:
-        return unlzma(in, len, max_out, 0, prefix, out, outlen, why, whylen);
+        rc = unlzma(in, len, max_out, 0, prefix, out, outlen, why, whylen);
+        break;
     case VMEM_CODEC_LZMA:
-        return unlzma(in, len, max_out, 1, prefix, out, outlen, why, whylen);
+        rc = unlzma(in, len, max_out, 1, prefix, out, outlen, why, whylen);
+        break;
     case VMEM_CODEC_GZIP:
-        return ungzip(in, len, max_out, prefix, out, outlen, why, whylen);
+        rc = ungzip(in, len, max_out, prefix, out, outlen, why, whylen);
+        break;
     case VMEM_CODEC_LZ4_LEGACY:
-        return unlz4_legacy(in, len, max_out, out, outlen, why, whylen);
+        rc = unlz4_legacy(in, len, max_out, out, outlen, why, whylen);
+        break;
     case VMEM_CODEC_ZSTD:
 #ifdef HAVE_ZSTD
-        return unzstd(in, len, max_out, out, outlen, why, whylen);
+        rc = unzstd(in, len, max_out, out, outlen, why, whylen);
+        break;
 #else
         say(why, whylen, "zstd-compressed (vmemfs was built without libzstd): "
             "not supported here; unpack it first");
-        return -1;
+        return -ENOTSUP;
 #endif
     case VMEM_CODEC_NONE:
         say(why, whylen, "not compressed");
-        return -1;
+        return -EINVAL;
     default:
         say(why, whylen, "%s-compressed: not supported here; unpack it first",
             vmem_codec_name(c));
-        return -1;
+        return -ENOTSUP;
     }
+    /* The decoders say what went wrong in why; the caller gets -errno. */
+    return rc < 0 ? -EINVAL : 1;
 }
 
 /* ---- block codecs (kdump pages) ------------------------------------------ */

@@ -39,8 +39,9 @@ const char *vmem_codec_name(enum vmem_codec c);
 
 /* Decompress one stream of codec c (what follows its end, such as a kernel
  * image's appended size, is ignored).  1 with *out (malloc'd) and *outlen,
- * or -1 with why set: corrupt, truncated, more than max_out bytes (unless
- * VMEM_DECOMP_PREFIX), out of memory, or a codec this build lacks. */
+ * or -errno with why set: -EINVAL corrupt, truncated, more than max_out
+ * bytes (unless VMEM_DECOMP_PREFIX) or out of memory; -ENOTSUP a codec this
+ * build lacks or never supports. */
 int vmem_decompress(enum vmem_codec c, const void *in, size_t len, size_t max_out,
                     unsigned flags, void **out, size_t *outlen, char *why,
                     size_t whylen);

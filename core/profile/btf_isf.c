@@ -395,7 +395,7 @@ struct btf_isf_symbols *btf_isf_symbols_load(const char *path, char *err,
 
 
 /* Unpack `in` if it is in a compression kernels use.  1 unpacked (and
- * *fmt names it), 0 not compressed, -1 failed (why set). */
+ * *fmt names it), 0 not compressed, -errno failed (why set). */
 static int unpack(const uint8_t *in, size_t len, void **out, size_t *outlen,
                   const char **fmt, char *why, size_t whylen)
 {

@@ -22,6 +22,7 @@
 
 #include "core/util/bytes.h"
 #include "core/util/decompress.h"
+#include "core/util/log.h"
 #include "core/util/version.h"
 #include "core/profile/isf.h"
 
@@ -37,9 +38,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#ifdef HAVE_ZSTD
-#include <zstd.h>
-#endif
 
 
 /* A decompressed kernel is ~50-100 MB; refuse anything absurd. */

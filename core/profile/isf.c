@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/util/decompress.h"
+#include "core/util/log.h"
 
 #define NONE UINT32_MAX
 
@@ -342,17 +343,8 @@ static uint32_t desc_intern(struct isf *f, const struct desc *d)
 /* ------------------------------------------------------------------ */
 /* Decompression                                                       */
 
-static void say(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
+/* One message line: vmem_errf (core/util/log.h). */
+#define say vmem_errf
 
 /* ------------------------------------------------------------------ */
 /* The loader: a scanner over the top level, json-c for each entry     */

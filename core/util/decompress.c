@@ -23,20 +23,12 @@
 #endif
 
 #include "core/util/bytes.h"
+#include "core/util/log.h"
 
 #define LZ4_LEGACY_MAGIC 0x184C2102u
 
-static void say(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
+/* One message line: vmem_errf (core/util/log.h). */
+#define say vmem_errf
 
 enum vmem_codec vmem_codec_detect(const void *in_, size_t len, bool allow_lzma)
 {

@@ -84,3 +84,13 @@ void vmem_log_ratelimited(const void *key, int level, const char *fmt, ...)
         va_end(ap);
     }
 }
+
+void vmem_errf(char *buf, size_t len, const char *fmt, ...)
+{
+    if (!buf || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}

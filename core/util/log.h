@@ -7,6 +7,7 @@
 #define VMEMFS_CORE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <syslog.h>
 
 void vmem_log_init(bool debug);
@@ -19,6 +20,11 @@ void vmem_log(int level, const char *fmt, ...)
  * produce thousands of times a second: at most a few lines per second per
  * call site (key), then a count of what was suppressed. */
 void vmem_log_ratelimited(const void *key, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* One line into a caller's message buffer (buf may be NULL or len 0: then
+ * nothing), for functions that answer -errno and say why in err[errlen]. */
+void vmem_errf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #endif

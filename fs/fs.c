@@ -8,12 +8,16 @@
  *   /<vm>/info.json        what vmemfs knows, generated at open (a snapshot)
  *   /<vm>/memmap           the ranges, /proc/iomem style
  *   /<vm>/control          write "pause", "resume" or "flush"
- *   /<vm>/proc/<pid>/vmem  a process's virtual address space (zeros where
- *                          unmapped; SEEK_DATA/SEEK_HOLE find the mappings)
- *   /<vm>/proc/<pid>/maps, status
- *   /<vm>/kernel/vmem      the kernel's virtual address space
+ *   /<vm>/proc/<pid>/...   the rows of the guest OS's process table
+ *                          (core/os/os.h): vmem, maps, status, ...
+ *   /<vm>/kernel/...       the rows of its kernel table: vmem, ...
+ *   /<vm>/...              and of its VM table (listings)
+ *   /<group>/<vm>/         VMs found by a named discovery (--libvirt h1=URI)
  *
- * proc/ and kernel/ exist only when core recognised the guest OS.
+ * proc/ and kernel/ exist only when core recognised the guest OS.  Files
+ * that come from the OS are rows: text rows are rendered at open (a
+ * snapshot, like /proc), address-space rows read through the VM's virtual
+ * read path; this file knows no OS's types.
  */
 #include "fs/fs.h"
 
@@ -26,8 +30,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/util/log.h"
 #include "core/arch/x86/paging.h"
+#include "core/util/log.h"
 
 enum file_kind {
     K_NONE = 0,
@@ -39,12 +43,15 @@ enum file_kind {
     K_CONTROL,
     K_PROCDIR,
     K_KERNELDIR,
-    K_KERNEL_VMEM,
     K_PIDDIR,
-    K_PID_VMEM,
-    K_PID_MAPS,
-    K_PID_STATUS,
+    K_GROUPDIR,                 /* slot is the group's index, not a VM's */
+    /* Rows of the OS's tables (core/os/os.h): kind = base + row index. */
+    K_PROC_ROW = 64,
+    K_KERNEL_ROW = 128,
+    K_VM_ROW = 192,
+    K_ROW_END = 256,
 };
+#define ROWS_MAX 64u
 
 struct dirent_spec {
     const char *name;
@@ -61,22 +68,37 @@ static const struct dirent_spec vm_dir_entries[] = {
     {"proc", K_PROCDIR, true},
     {"kernel", K_KERNELDIR, true},
 };
-static const struct dirent_spec pid_dir_entries[] = {
-    {"vmem", K_PID_VMEM, false},
-    {"maps", K_PID_MAPS, false},
-    {"status", K_PID_STATUS, false},
-};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool is_dir(enum file_kind k)
 {
-    return k == K_VMDIR || k == K_PROCDIR || k == K_KERNELDIR || k == K_PIDDIR;
+    return k == K_VMDIR || k == K_PROCDIR || k == K_KERNELDIR || k == K_PIDDIR ||
+           k == K_GROUPDIR;
 }
+
+/* The OS table row an inode of kind k stands for, or NULL.  The OS can
+ * only be set once (never replaced), so a row index stays valid. */
+static const struct vmem_os_file *os_row(const struct vmem_os *os,
+                                         enum file_kind k)
+{
+    if (!os)
+        return NULL;
+    const struct vmem_os_ops *o = os->ops;
+    if (k >= K_PROC_ROW && k < K_KERNEL_ROW && (size_t)(k - K_PROC_ROW) < o->nproc_files)
+        return &o->proc_files[k - K_PROC_ROW];
+    if (k >= K_KERNEL_ROW && k < K_VM_ROW && (size_t)(k - K_KERNEL_ROW) < o->nkernel_files)
+        return &o->kernel_files[k - K_KERNEL_ROW];
+    if (k >= K_VM_ROW && k < K_ROW_END && (size_t)(k - K_VM_ROW) < o->nvm_files)
+        return &o->vm_files[k - K_VM_ROW];
+    return NULL;
+}
+static bool is_proc_row(enum file_kind k) { return k >= K_PROC_ROW && k < K_KERNEL_ROW; }
 
 static inline fuse_ino_t make_ino(size_t slot, enum file_kind kind, uint32_t pid)
 {
     return ((fuse_ino_t)(slot + 1) << 40) | ((fuse_ino_t)kind << 32) | pid;
 }
+/* A VM's directory inode, or its group's (-1: the root). */
 static inline size_t ino_slot(fuse_ino_t ino) { return (size_t)(ino >> 40) - 1; }
 static inline enum file_kind ino_kind(fuse_ino_t ino)
 {
@@ -98,15 +120,17 @@ struct fs_vm *fs_vm_new(struct vmemfs *fs, struct vm *vm)
     atomic_init(&fv->refs, 1);
     pthread_mutex_init(&fv->freeze_lock, NULL);
     fv->vm = vm;
-    struct linux_os *os = linux_os_open(vm, &fs->opt.linux_opt, fv->os_why,
-                                        sizeof fv->os_why);
+    fv->group = -1;
+    struct vmem_os *os = vmem_os_open(vm, &fs->opt.os_opt, fv->os_why,
+                                      sizeof fv->os_why);
     fv->os = os;
     if (os) {
-        struct linux_tasks *t = linux_os_tasks(os);
-        vmem_log(LOG_INFO, "VM '%s': Linux guest, %zu processes%s", vm_name(vm),
-                 t ? t->n : 0, t && t->truncated ? " (task list cut short)" : "");
+        struct vmem_procs *t = vmem_os_procs(os);
+        vmem_log(LOG_INFO, "VM '%s': %s guest, %zu processes%s", vm_name(vm),
+                 os->ops->name, t ? t->n : 0,
+                 t && t->truncated ? " (process list cut short)" : "");
         if (t)
-            linux_tasks_put(os, t);
+            vmem_os_procs_put(os, t);
     } else {
         vmem_log(LOG_NOTICE, "VM '%s': no proc/: %s", vm_name(vm), fv->os_why);
     }
@@ -130,7 +154,7 @@ void fs_vm_revisit(struct vmemfs *fs, struct fs_vm *fv, uint64_t now_ns)
     if (fv->os || now_ns < fv->os_retry_ns)
         return;
     char why[256];
-    struct linux_os *os = linux_os_open(fv->vm, &fs->opt.linux_opt, why, sizeof why);
+    struct vmem_os *os = vmem_os_open(fv->vm, &fs->opt.os_opt, why, sizeof why);
     if (!os) {
         /* 5 s, 10 s, 20 s ... up to a minute: a guest still in its firmware
          * costs a banner scan now and then, not a steady load. */
@@ -140,14 +164,14 @@ void fs_vm_revisit(struct vmemfs *fs, struct fs_vm *fv, uint64_t now_ns)
             fv->os_retries++;
         return;
     }
-    struct linux_os *none = NULL;
+    struct vmem_os *none = NULL;
     if (!atomic_compare_exchange_strong(&fv->os, &none, os)) {
-        linux_os_close(os);
+        vmem_os_close(os);
         return;
     }
     /* Live entries expire after a second: proc/ shows up without a nudge. */
-    vmem_log(LOG_INFO, "VM '%s': Linux guest recognised now: proc/ is there",
-             vm_name(fv->vm));
+    vmem_log(LOG_INFO, "VM '%s': %s guest recognised now: proc/ is there",
+             vm_name(fv->vm), os->ops->name);
 }
 
 struct fs_vm *fs_vm_get(struct fs_vm *fv)
@@ -160,8 +184,7 @@ void fs_vm_put(struct fs_vm *fv)
 {
     if (!fv || atomic_fetch_sub(&fv->refs, 1) != 1)
         return;
-    if (fv->os)
-        linux_os_close(fv->os);
+    vmem_os_close(fv->os);
     vm_put(fv->vm);
     pthread_mutex_destroy(&fv->freeze_lock);
     free(fv);
@@ -170,7 +193,7 @@ void fs_vm_put(struct fs_vm *fv)
 /* A counted reference to the VM behind an inode, or NULL if it is gone. */
 static struct fs_vm *fv_of_ino(struct vmemfs *fs, fuse_ino_t ino)
 {
-    if (ino == FUSE_ROOT_ID)
+    if (ino == FUSE_ROOT_ID || ino_kind(ino) == K_GROUPDIR)
         return NULL;
     size_t slot = ino_slot(ino);
     struct fs_vm *fv = NULL;
@@ -181,12 +204,42 @@ static struct fs_vm *fv_of_ino(struct vmemfs *fs, fuse_ino_t ino)
     return fv;
 }
 
-int vmemfs_add_vm(struct vmemfs *fs, struct fs_vm *fv)
+/* The index of a group, created when asked; -1 when there is no room.
+ * Under the write lock. */
+static int group_index(struct vmemfs *fs, const char *group, bool create)
+{
+    for (size_t g = 0; g < fs->ngroups; g++)
+        if (strcmp(fs->groups[g], group) == 0)
+            return (int)g;
+    if (!create || fs->ngroups == VMEMFS_MAX_GROUPS)
+        return -1;
+    snprintf(fs->groups[fs->ngroups], sizeof fs->groups[0], "%s", group);
+    return (int)fs->ngroups++;
+}
+
+int vmemfs_add_vm(struct vmemfs *fs, const char *group, struct fs_vm *fv)
 {
     int rc = -ENOSPC;
     pthread_rwlock_wrlock(&fs->lock);
+    fv->group = -1;
+    if (group) {
+        /* A group's name shares the root with VM names: keep them apart. */
+        for (size_t i = 0; i < fs->nslots; i++)
+            if (fs->slots[i] && fs->slots[i]->group < 0 &&
+                strcmp(vm_name(fs->slots[i]->vm), group) == 0) {
+                rc = -EEXIST;
+                goto out;
+            }
+        fv->group = group_index(fs, group, true);
+        if (fv->group < 0)
+            goto out;
+    } else if (group_index(fs, vm_name(fv->vm), false) >= 0) {
+        rc = -EEXIST;
+        goto out;
+    }
     for (size_t i = 0; i < fs->nslots; i++) {
-        if (fs->slots[i] && strcmp(vm_name(fs->slots[i]->vm), vm_name(fv->vm)) == 0) {
+        if (fs->slots[i] && fs->slots[i]->group == fv->group &&
+            strcmp(vm_name(fs->slots[i]->vm), vm_name(fv->vm)) == 0) {
             rc = -EEXIST;
             goto out;
         }
@@ -206,13 +259,15 @@ out:
     return rc;
 }
 
-int vmemfs_remove_vm(struct vmemfs *fs, const char *name)
+int vmemfs_remove_vm(struct vmemfs *fs, const char *group, const char *name)
 {
     struct fs_vm *gone = NULL;
     size_t slot = 0;
     pthread_rwlock_wrlock(&fs->lock);
-    for (size_t i = 0; i < fs->nslots; i++) {
-        if (fs->slots[i] && strcmp(vm_name(fs->slots[i]->vm), name) == 0) {
+    int g = group ? group_index(fs, group, false) : -1;
+    for (size_t i = 0; i < fs->nslots && (!group || g >= 0); i++) {
+        if (fs->slots[i] && fs->slots[i]->group == g &&
+            strcmp(vm_name(fs->slots[i]->vm), name) == 0) {
             gone = fs->slots[i];
             fs->slots[i] = NULL;
             fs->generation[i]++;
@@ -227,30 +282,14 @@ int vmemfs_remove_vm(struct vmemfs *fs, const char *name)
      * answering for it. */
     (void)slot;
     if (fs->se)
-        fuse_lowlevel_notify_inval_entry(fs->se, FUSE_ROOT_ID, name, strlen(name));
+        fuse_lowlevel_notify_inval_entry(fs->se, g < 0 ? FUSE_ROOT_ID
+                                         : make_ino((size_t)g, K_GROUPDIR, 0),
+                                         name, strlen(name));
     fs_vm_put(gone);
     return 0;
 }
 
 /* ---- sizes and attributes --------------------------------------------- */
-
-static uint64_t user_space_size(enum vmem_paging_mode m)
-{
-    switch (m) {
-    case VMEM_PAGING_X86_64_5L: return 1ull << 56;
-    case VMEM_PAGING_X86_64_4L: return 1ull << 47;
-    default: return 1ull << 32;
-    }
-}
-
-static uint64_t kernel_space_size(enum vmem_paging_mode m)
-{
-    switch (m) {
-    case VMEM_PAGING_X86_64_5L: return 1ull << 57;
-    case VMEM_PAGING_X86_64_4L: return 1ull << 48;
-    default: return 1ull << 32;
-    }
-}
 
 static double attr_timeout(struct fs_vm *fv)
 {
@@ -262,7 +301,7 @@ static char *info_text(struct fs_vm *fv, size_t *len)
     struct json_object *o = vm_info(fv->vm);
     struct json_object *os = json_object_new_object();
     if (fv->os) {
-        linux_os_describe(fv->os, os);
+        vmem_os_describe(fv->os, os);
     } else {
         json_object_object_add(os, "os", NULL);
         json_object_object_add(os, "why_no_proc", json_object_new_string(fv->os_why));
@@ -279,19 +318,10 @@ static const char control_help[] =
     "  resume  start them again; cached frames are dropped\n"
     "  flush   drop cached frames and the process list now\n";
 
-/* Does the task exist now?  Fills *out (copy) when it does. */
-static bool task_lookup(struct fs_vm *fv, uint32_t pid, struct linux_task *out)
+/* Does the process exist now?  Fills *out (copy) when it does. */
+static bool task_lookup(struct fs_vm *fv, uint32_t pid, struct vmem_proc *out)
 {
-    if (!fv->os)
-        return false;
-    struct linux_tasks *t = linux_os_tasks(fv->os);
-    if (!t)
-        return false;
-    const struct linux_task *k = linux_tasks_find(t, pid);
-    if (k)
-        *out = *k;
-    linux_tasks_put(fv->os, t);
-    return k != NULL;
+    return fv->os && vmem_os_proc(fv->os, pid, out);
 }
 
 static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
@@ -312,10 +342,16 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
         return 0;
     }
     enum file_kind kind = ino_kind(ino);
-    struct linux_task task = {0};
-    if (kind >= K_PIDDIR && !task_lookup(fv, ino_pid(ino), &task))
+    if (kind == K_GROUPDIR) {
+        st->st_mode = S_IFDIR | r | x;
+        st->st_nlink = 2;
+        return ino_slot(ino) < fs->ngroups ? 0 : -ENOENT;
+    }
+    struct vmem_proc task = {0};
+    bool per_proc = kind == K_PIDDIR || is_proc_row(kind);
+    if (per_proc && !task_lookup(fv, ino_pid(ino), &task))
         return -ENOENT;
-    if ((kind == K_PROCDIR || kind == K_KERNELDIR || kind == K_KERNEL_VMEM) && !fv->os)
+    if ((kind == K_PROCDIR || kind == K_KERNELDIR) && !fv->os)
         return -ENOENT;
     if (is_dir(kind)) {
         st->st_mode = S_IFDIR | r | x;
@@ -353,22 +389,21 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
         st->st_mode = S_IFREG | 0600;
         st->st_size = sizeof control_help - 1;
         return 0;
-    case K_KERNEL_VMEM:
-        st->st_mode |= w;
-        st->st_size = (off_t)kernel_space_size(linux_os_paging_mode(fv->os));
-        return 0;
-    case K_PID_VMEM:
-        if (task.kernel_thread)
+    default: {
+        const struct vmem_os_file *row = os_row(fv->os, kind);
+        if (!row || !vmem_os_file_applies(row, per_proc ? &task : NULL))
             return -ENOENT;
-        st->st_mode |= w;
-        st->st_size = (off_t)user_space_size(linux_os_paging_mode(fv->os));
+        if (row->flags & VMEM_OSF_VMEM) {
+            uint64_t size = vmem_os_address_space_size(fv->os, per_proc ? &task : NULL);
+            if (!size)
+                return -ENOENT;
+            st->st_mode |= w;
+            st->st_size = (off_t)size;
+        } else {
+            st->st_size = 0;      /* like /proc: generated when read */
+        }
         return 0;
-    case K_PID_MAPS:
-    case K_PID_STATUS:
-        st->st_size = 0;          /* like /proc: generated when read */
-        return 0;
-    default:
-        return -ENOENT;
+    }
     }
 }
 
@@ -398,48 +433,77 @@ static bool parse_pid(const char *name, uint32_t *pid)
     return true;
 }
 
+/* The inode of the row called name in one of the OS's tables, or 0. */
+static fuse_ino_t row_ino(const struct vmem_os *os, enum file_kind base,
+                          size_t slot, uint32_t pid, const char *name)
+{
+    for (unsigned k = 0; k < ROWS_MAX; k++) {
+        const struct vmem_os_file *row = os_row(os, (enum file_kind)(base + k));
+        if (!row)
+            break;
+        if (strcmp(row->name, name) == 0)
+            return make_ino(slot, (enum file_kind)(base + k), pid);
+    }
+    return 0;
+}
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct vmemfs *fs = fs_of(req);
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
 
-    if (parent == FUSE_ROOT_ID) {
+    if (parent == FUSE_ROOT_ID || ino_kind(parent) == K_GROUPDIR) {
+        int g = parent == FUSE_ROOT_ID ? -1 : (int)ino_slot(parent);
         pthread_rwlock_rdlock(&fs->lock);
         for (size_t i = 0; i < fs->nslots; i++) {
-            if (fs->slots[i] && strcmp(vm_name(fs->slots[i]->vm), name) == 0) {
+            if (fs->slots[i] && fs->slots[i]->group == g &&
+                strcmp(vm_name(fs->slots[i]->vm), name) == 0) {
                 e.ino = make_ino(i, K_VMDIR, 0);
                 e.generation = fs->generation[i];
                 break;
             }
         }
+        for (size_t k = 0; g < 0 && !e.ino && k < fs->ngroups; k++)
+            if (strcmp(fs->groups[k], name) == 0)
+                e.ino = make_ino(k, K_GROUPDIR, 0);
         pthread_rwlock_unlock(&fs->lock);
+        if (e.ino && ino_kind(e.ino) == K_GROUPDIR) {
+            fill_attr(fs, e.ino, NULL, &e.attr);
+            e.attr_timeout = e.entry_timeout = 1.0;
+            fuse_reply_entry(req, &e);
+            return;
+        }
     } else {
         size_t slot = ino_slot(parent);
         uint32_t pid;
+        struct fs_vm *pv = NULL;
         switch (ino_kind(parent)) {
         case K_VMDIR:
             for (size_t k = 0; k < NELEM(vm_dir_entries); k++)
                 if (strcmp(vm_dir_entries[k].name, name) == 0)
                     e.ino = make_ino(slot, vm_dir_entries[k].kind, 0);
+            if (!e.ino && (pv = fv_of_ino(fs, parent)) != NULL && pv->os)
+                e.ino = row_ino(pv->os, K_VM_ROW, slot, 0, name);
             break;
         case K_KERNELDIR:
-            if (strcmp(name, "vmem") == 0)
-                e.ino = make_ino(slot, K_KERNEL_VMEM, 0);
+            if ((pv = fv_of_ino(fs, parent)) != NULL && pv->os)
+                e.ino = row_ino(pv->os, K_KERNEL_ROW, slot, 0, name);
             break;
         case K_PROCDIR:
             if (parse_pid(name, &pid))
                 e.ino = make_ino(slot, K_PIDDIR, pid);
             break;
         case K_PIDDIR:
-            for (size_t k = 0; k < NELEM(pid_dir_entries); k++)
-                if (strcmp(pid_dir_entries[k].name, name) == 0)
-                    e.ino = make_ino(slot, pid_dir_entries[k].kind, ino_pid(parent));
+            if ((pv = fv_of_ino(fs, parent)) != NULL && pv->os)
+                e.ino = row_ino(pv->os, K_PROC_ROW, slot, ino_pid(parent), name);
             break;
         default:
             fuse_reply_err(req, ENOTDIR);
             return;
         }
+        if (pv)
+            fs_vm_put(pv);
     }
     if (!e.ino) {
         fuse_reply_err(req, ENOENT);
@@ -536,15 +600,38 @@ static void dir_free(struct dir_handle *d)
     free(d);
 }
 
+/* The rows of one OS table that apply (p: the process, NULL for kernel and
+ * VM rows). */
+static int add_rows(fuse_req_t req, struct dir_handle *d, const struct vmem_os *os,
+                    enum file_kind base, size_t slot, const struct vmem_proc *p)
+{
+    int rc = 0;
+    for (unsigned k = 0; k < ROWS_MAX && rc == 0; k++) {
+        const struct vmem_os_file *row = os_row(os, (enum file_kind)(base + k));
+        if (!row)
+            break;
+        if (vmem_os_file_applies(row, p))
+            rc = dir_add(req, d, row->name,
+                         make_ino(slot, (enum file_kind)(base + k), p ? p->pid : 0),
+                         S_IFREG);
+    }
+    return rc;
+}
+
 static int fill_dir(fuse_req_t req, struct vmemfs *fs, fuse_ino_t ino,
                     struct dir_handle *d)
 {
     int rc = dir_add(req, d, ".", ino, S_IFDIR);
-    if (ino == FUSE_ROOT_ID) {
+    if (ino == FUSE_ROOT_ID || ino_kind(ino) == K_GROUPDIR) {
+        int g = ino == FUSE_ROOT_ID ? -1 : (int)ino_slot(ino);
         rc |= dir_add(req, d, "..", FUSE_ROOT_ID, S_IFDIR);
         pthread_rwlock_rdlock(&fs->lock);
+        if (g >= (int)fs->ngroups)
+            rc = -ENOENT;
+        for (size_t k = 0; g < 0 && k < fs->ngroups && rc == 0; k++)
+            rc = dir_add(req, d, fs->groups[k], make_ino(k, K_GROUPDIR, 0), S_IFDIR);
         for (size_t i = 0; i < fs->nslots && rc == 0; i++)
-            if (fs->slots[i])
+            if (fs->slots[i] && fs->slots[i]->group == g)
                 rc = dir_add(req, d, vm_name(fs->slots[i]->vm),
                              make_ino(i, K_VMDIR, 0), S_IFDIR);
         pthread_rwlock_unlock(&fs->lock);
@@ -566,34 +653,30 @@ static int fill_dir(fuse_req_t req, struct vmemfs *fs, fuse_ino_t ino,
                 rc = dir_add(req, d, vm_dir_entries[k].name,
                              make_ino(slot, vm_dir_entries[k].kind, 0),
                              is_dir(vm_dir_entries[k].kind) ? S_IFDIR : S_IFREG);
+        rc = rc ? rc : add_rows(req, d, fv->os, K_VM_ROW, slot, NULL);
         break;
     case K_KERNELDIR:
-        rc = dir_add(req, d, "vmem", make_ino(slot, K_KERNEL_VMEM, 0), S_IFREG);
+        rc = add_rows(req, d, fv->os, K_KERNEL_ROW, slot, NULL);
         break;
     case K_PROCDIR: {
-        struct linux_tasks *t = linux_os_tasks(fv->os);
+        struct vmem_procs *t = vmem_os_procs(fv->os);
         for (size_t i = 0; t && i < t->n && rc == 0; i++) {
             char name[16];
-            snprintf(name, sizeof name, "%" PRIu32, t->task[i].pid);
-            rc = dir_add(req, d, name, make_ino(slot, K_PIDDIR, t->task[i].pid),
+            snprintf(name, sizeof name, "%" PRIu32, t->proc[i].pid);
+            rc = dir_add(req, d, name, make_ino(slot, K_PIDDIR, t->proc[i].pid),
                          S_IFDIR);
         }
         if (t)
-            linux_tasks_put(fv->os, t);
+            vmem_os_procs_put(fv->os, t);
         break;
     }
     case K_PIDDIR: {
-        struct linux_task task;
+        struct vmem_proc task;
         if (!task_lookup(fv, ino_pid(ino), &task)) {
             rc = -ENOENT;
             break;
         }
-        for (size_t k = 0; k < NELEM(pid_dir_entries) && rc == 0; k++) {
-            if (pid_dir_entries[k].kind == K_PID_VMEM && task.kernel_thread)
-                continue;           /* kernel threads have no address space */
-            rc = dir_add(req, d, pid_dir_entries[k].name,
-                         make_ino(slot, pid_dir_entries[k].kind, ino_pid(ino)), S_IFREG);
-        }
+        rc = add_rows(req, d, fv->os, K_PROC_ROW, slot, &task);
         break;
     }
     default:
@@ -662,6 +745,7 @@ struct open_file {
     atomic_int refs;
     struct fs_vm *fv;          /* counted reference */
     enum file_kind kind;
+    bool memory;               /* pmem, pmem.raw, or an address-space row */
     struct vm_stream stream;   /* readahead state of this open file */
     char *text;                /* info.json, memmap, maps, status: a snapshot */
     size_t text_len;
@@ -717,9 +801,13 @@ static void raise_readahead(struct vmemfs *fs)
     }
 }
 
-static bool is_memory(enum file_kind k)
+/* pmem, pmem.raw and the OS's address-space rows (fv may be NULL). */
+static bool is_memory(const struct fs_vm *fv, enum file_kind k)
 {
-    return k == K_PMEM || k == K_PMEM_RAW || k == K_KERNEL_VMEM || k == K_PID_VMEM;
+    if (k == K_PMEM || k == K_PMEM_RAW)
+        return true;
+    const struct vmem_os_file *row = fv ? os_row(fv->os, k) : NULL;
+    return row && (row->flags & VMEM_OSF_VMEM);
 }
 
 static void open_file_put(struct open_file *h)
@@ -745,13 +833,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
-    if (writing && kind != K_CONTROL && (!is_memory(kind) || !fs->opt.writable)) {
+    struct fs_vm *fv = fv_of_ino(fs, ino);
+    bool memory = is_memory(fv, kind);
+    if (writing && kind != K_CONTROL && (!memory || !fs->opt.writable)) {
         /* Guest memory is written only with -o rw; never the text files. */
-        fuse_reply_err(req, is_memory(kind) ? EROFS : EACCES);
+        if (fv)
+            fs_vm_put(fv);
+        fuse_reply_err(req, memory ? EROFS : EACCES);
         return;
     }
-    struct fs_vm *fv = fv_of_ino(fs, ino);
-    if (fv && writing && is_memory(kind) && !vm_writable(fv->vm)) {
+    if (fv && writing && memory && !vm_writable(fv->vm)) {
         fs_vm_put(fv);               /* a dump, or a driver that cannot write */
         fuse_reply_err(req, EROFS);
         return;
@@ -773,9 +864,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     atomic_init(&h->refs, 1);
     h->fv = fv;
     h->kind = kind;
+    h->memory = memory;
     h->size = (uint64_t)st.st_size;
-    struct linux_task task;
-    struct vmem_phys_reader rd;
+    struct vmem_proc task;
+    const struct vmem_os_file *row;
     switch (kind) {
     case K_PMEM:
         fi->direct_io = 1;
@@ -803,49 +895,42 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         h->text_len = sizeof control_help - 1;
         fi->direct_io = 1;
         break;
-    case K_PID_MAPS:
-    case K_PID_STATUS:
-        if (!task_lookup(fv, ino_pid(ino), &task)) {
+    default:
+        /* A row of the OS's tables: its process (if any) as it is now. */
+        row = os_row(fv->os, kind);
+        if (!row || (is_proc_row(kind) && !task_lookup(fv, ino_pid(ino), &task))) {
             open_file_put(h);
             fuse_reply_err(req, ENOENT);
             return;
         }
-        h->text = kind == K_PID_MAPS ? linux_os_maps(fv->os, &task, &h->text_len)
-                                     : linux_os_status(fv->os, &task, &h->text_len);
-        fi->direct_io = 1;
-        break;
-    case K_PID_VMEM:
-    case K_KERNEL_VMEM:
-        vm_phys_reader(fv->vm, &rd);
-        if (kind == K_PID_VMEM) {
-            if (!task_lookup(fv, ino_pid(ino), &task) || task.kernel_thread) {
+        if (row->flags & VMEM_OSF_VMEM) {
+            h->as = vmem_os_address_space(fv->os, is_proc_row(kind) ? &task : NULL,
+                                          &h->size);
+            if (!h->as) {
                 open_file_put(h);
                 fuse_reply_err(req, ENOENT);
                 return;
             }
-            h->as = vmem_as_new(linux_os_paging_mode(fv->os), task.dtb, &rd);
+            /* Live guests change their mappings: no kernel caching then. */
+            if (vm_immutable(fv->vm) && !fs->opt.direct_io) {
+                fi->keep_cache = 1;
+                raise_readahead(fs);
+            } else
+                fi->direct_io = 1;
         } else {
-            h->as = vmem_as_new(linux_os_paging_mode(fv->os),
-                                linux_os_kernel_dtb(fv->os), &rd);
+            int err = ENOMEM;
+            h->text = row->render(fv->os->priv, is_proc_row(kind) ? &task : NULL,
+                                  &h->text_len, &err);
+            if (!h->text) {
+                open_file_put(h);
+                fuse_reply_err(req, err ? err : EIO);
+                return;
+            }
+            fi->direct_io = 1;     /* the size differs from getattr's 0 */
         }
-        if (!h->as) {
-            open_file_put(h);
-            fuse_reply_err(req, ENOMEM);
-            return;
-        }
-        /* Live guests change their mappings: no kernel caching then. */
-        if (vm_immutable(fv->vm) && !fs->opt.direct_io) {
-            fi->keep_cache = 1;
-            raise_readahead(fs);
-        } else
-            fi->direct_io = 1;
         break;
-    default:
-        open_file_put(h);
-        fuse_reply_err(req, ENOENT);
-        return;
     }
-    if (!is_memory(kind) && !h->text) {
+    if (!memory && !h->text) {
         open_file_put(h);
         fuse_reply_err(req, ENOMEM);
         return;
@@ -868,7 +953,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t off)
 {
-    if (!is_memory(h->kind)) {
+    if (!h->memory) {
         if ((size_t)off >= h->text_len) {
             fuse_reply_buf(req, NULL, 0);
             return;
@@ -912,7 +997,7 @@ static int control_command(struct fs_vm *fv, const char *cmd)
         vm_refresh(fv->vm);          /* the layout too, for live sources */
         vm_flush(fv->vm);
         if (fv->os)
-            linux_os_flush(fv->os);
+            vmem_os_flush(fv->os);
         return 0;
     }
     /* The user's pause and resume win over --freeze-on-open's: a guest the
@@ -937,7 +1022,7 @@ static int control_command(struct fs_vm *fv, const char *cmd)
         }
         pthread_mutex_unlock(&fv->freeze_lock);
         if (rc == 0 && fv->os)
-            linux_os_flush(fv->os);
+            vmem_os_flush(fv->os);
         return rc;
     }
     return -EINVAL;
@@ -949,7 +1034,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     (void)ino;
     (void)off;
     struct open_file *h = (struct open_file *)(uintptr_t)fi->fh;
-    if (is_memory(h->kind)) {
+    if (h->memory) {
         /* Only reachable with -o rw on a writable source (checked at open). */
         ssize_t n;
         if (h->as) {

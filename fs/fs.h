@@ -1,7 +1,8 @@
 /*
  * fs.h - the FUSE front end: the file tree users see, inode numbering, file
  * handles, and the libfuse low-level operations.  No memory logic lives
- * here: reads go to core (vm_read_phys_iov, vm_read_virt_iov, linux_os_*).
+ * here: reads go to core (vm_read_phys_iov, vm_read_virt_iov) and the guest OS
+ * (core/os/os.h: processes, address spaces, the rows of its file tables).
  *
  * Inodes are computed, not allocated: ino = slot << 40 | kind << 32 | pid,
  * where slot is the VM's index in the mount (+1), kind the file's role and
@@ -22,10 +23,11 @@
 #define FUSE_USE_VERSION 312   /* >= 312 or the MT loop misreads its config */
 #include <fuse_lowlevel.h>
 
-#include "core/os/linux/linux.h"
+#include "core/os/os.h"
 #include "core/phys/vm.h"
 
 #define VMEMFS_MAX_VMS 4096
+#define VMEMFS_MAX_GROUPS 64
 
 struct vmemfs_options {
     bool writable;             /* -o rw */
@@ -33,7 +35,7 @@ struct vmemfs_options {
     bool foreground, debug;
     bool freeze_on_open;       /* opening pmem.raw pauses a live guest */
     bool direct_io;            /* pmem.raw of dumps too: no kernel caching */
-    struct linux_options linux_opt;
+    struct vmem_os_options os_opt;
 };
 
 /* A VM as the mount holds it: the memory source and, when one was
@@ -44,8 +46,9 @@ struct fs_vm {
     struct vm *vm;
     /* NULL: no proc/ (os_why says why).  A live guest found before its
      * kernel ran gets it later: the watcher retries and sets it once. */
-    struct linux_os *_Atomic os;
+    struct vmem_os *_Atomic os;
     char os_why[256];
+    int group;                 /* index in vmemfs.groups, -1: at the root */
     uint64_t os_retry_ns;      /* watcher only: when to try again */
     unsigned os_retries;
     uint64_t added_ns;         /* watcher only: when it was first revisited */
@@ -63,6 +66,10 @@ struct vmemfs {
     struct fs_vm *slots[VMEMFS_MAX_VMS];
     uint32_t generation[VMEMFS_MAX_VMS];
     size_t nslots;
+    /* Named discoveries (--libvirt h1=URI) put their VMs under a directory
+     * of that name; groups are never removed (an empty one stays listed). */
+    char groups[VMEMFS_MAX_GROUPS][65];
+    size_t ngroups;
     char *mountpoint;
     char bdi_path[96];         /* /sys/class/bdi/MAJ:MIN/read_ahead_kb */
     time_t started;
@@ -77,12 +84,14 @@ void fs_vm_put(struct fs_vm *fv);
  * the guest OS again (with growing pauses).  For the watcher thread. */
 void fs_vm_revisit(struct vmemfs *fs, struct fs_vm *fv, uint64_t now_ns);
 
-/* Add a VM to the mount (takes the reference).  0, -EEXIST if the name is
- * taken, -ENOSPC if the mount is full. */
-int vmemfs_add_vm(struct vmemfs *fs, struct fs_vm *fv);
-/* Take a VM out of the mount by name: its directory goes, open files keep
- * failing cleanly.  0 or -ENOENT. */
-int vmemfs_remove_vm(struct vmemfs *fs, const char *name);
+/* Add a VM to the mount (takes the reference), at the root (group NULL) or
+ * under the directory `group` (created on first use).  0, -EEXIST if the
+ * name is taken there (VM and group names share the root), -ENOSPC if the
+ * mount is full. */
+int vmemfs_add_vm(struct vmemfs *fs, const char *group, struct fs_vm *fv);
+/* Take a VM out of the mount by group and name: its directory goes, open
+ * files keep failing cleanly.  0 or -ENOENT. */
+int vmemfs_remove_vm(struct vmemfs *fs, const char *group, const char *name);
 
 extern const struct fuse_lowlevel_ops vmemfs_ops;
 

@@ -14,11 +14,21 @@
 
 #include "core/phys/guard.h"
 #include "core/util/log.h"
-#include "drivers/drivers.h"
+#include "core/util/version.h"
+#include "drivers/registry.h"
 #include "fs/fs.h"
 #include "fs/watch.h"
 
 #define MAX_SPECS 256
+#define MAX_DISCOVERIES 32
+
+/* A discovery asked for on the command line: --qemu-dir DIR, --libvirt
+ * [NAME=]URI, --xen: the option names a driver class (registry.h). */
+struct discover_arg {
+    const char *option;             /* "qemu-dir", "libvirt", "xen" */
+    char *arg;                      /* after NAME= when there is one */
+    char *group;                    /* NAME, or NULL */
+};
 
 struct cmdline {
     char *vm_specs[MAX_SPECS];
@@ -30,14 +40,16 @@ struct cmdline {
     unsigned tasks_ttl_ms;
     char *symbols_dir;
     char *profile;
-    char *qemu_dir;
+    struct discover_arg disc[MAX_DISCOVERIES];
+    int ndisc;
     int freeze_on_open;
     int direct_io;
     int help, version;
     int bad;
 };
 
-enum { KEY_VM, KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER };
+enum { KEY_VM, KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER, KEY_QEMU_DIR, KEY_LIBVIRT,
+       KEY_XEN };
 
 #define CMD_OPT(t, p, v) {t, offsetof(struct cmdline, p), v}
 static const struct fuse_opt cmd_opts[] = {
@@ -53,8 +65,11 @@ static const struct fuse_opt cmd_opts[] = {
     CMD_OPT("--profile=%s", profile, 0),
     CMD_OPT("--freeze-on-open", freeze_on_open, 1),
     CMD_OPT("--direct-io", direct_io, 1),
-    CMD_OPT("--qemu-dir=%s", qemu_dir, 0),
-    CMD_OPT("--qemu-dir %s", qemu_dir, 0),
+    FUSE_OPT_KEY("--qemu-dir ", KEY_QEMU_DIR),
+    FUSE_OPT_KEY("--qemu-dir=", KEY_QEMU_DIR),
+    FUSE_OPT_KEY("--libvirt ", KEY_LIBVIRT),
+    FUSE_OPT_KEY("--libvirt=", KEY_LIBVIRT),
+    FUSE_OPT_KEY("--xen", KEY_XEN),
     CMD_OPT("--profile %s", profile, 0),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("-h", KEY_HELP),
@@ -64,11 +79,52 @@ static const struct fuse_opt cmd_opts[] = {
     FUSE_OPT_END,
 };
 
+/* The value of "--opt VALUE" / "--opt=VALUE" as fuse_opt hands it over. */
+static const char *opt_value(const char *arg, const char *opt)
+{
+    size_t n = strlen(opt);
+    const char *v = arg;
+    if (strncmp(v, opt, n) == 0)
+        v += n;
+    if (*v == '=')
+        v++;
+    while (*v == ' ')
+        v++;
+    return v;
+}
+
+static int add_discovery(struct cmdline *c, const char *option, const char *value,
+                         bool named)
+{
+    if (c->ndisc == MAX_DISCOVERIES) {
+        fprintf(stderr, "vmemfs: too many discovery options (max %d)\n", MAX_DISCOVERIES);
+        c->bad = 1;
+        return 0;
+    }
+    struct discover_arg *d = &c->disc[c->ndisc++];
+    d->option = option;
+    /* [NAME=]URI: a URI has no '=' before its "://", a NAME has no ':'. */
+    const char *eq = named ? strchr(value, '=') : NULL;
+    if (eq && memchr(value, ':', (size_t)(eq - value)) == NULL) {
+        d->group = strndup(value, (size_t)(eq - value));
+        d->arg = strdup(eq + 1);
+    } else {
+        d->arg = strdup(value);
+    }
+    return 0;
+}
+
 static int cmd_proc(void *data, const char *arg, int key, struct fuse_args *out)
 {
     (void)out;
     struct cmdline *c = data;
     switch (key) {
+    case KEY_QEMU_DIR:
+        return add_discovery(c, "qemu-dir", opt_value(arg, "--qemu-dir"), false);
+    case KEY_LIBVIRT:
+        return add_discovery(c, "libvirt", opt_value(arg, "--libvirt"), true);
+    case KEY_XEN:
+        return add_discovery(c, "xen", "", false);
     case KEY_VM: {
         const char *v = arg;
         if (strncmp(v, "--vm=", 5) == 0)
@@ -100,6 +156,17 @@ static int cmd_proc(void *data, const char *arg, int key, struct fuse_args *out)
 
 static void usage(const char *prog)
 {
+    char specs[2048] = "", discoveries[1024] = "";
+    size_t n, at = 0, dat = 0;
+    const struct vmem_driver_class *const *c = vmem_driver_classes(&n);
+    for (size_t i = 0; i < n; i++) {
+        at += (size_t)snprintf(specs + at, at < sizeof specs ? sizeof specs - at : 0,
+                               "    %-22s %s\n", c[i]->usage, c[i]->summary);
+        if (c[i]->discover_usage)
+            dat += (size_t)snprintf(discoveries + dat,
+                                    dat < sizeof discoveries ? sizeof discoveries - dat : 0,
+                                    "    %s\n", c[i]->discover_usage);
+    }
     printf(
 "usage: %s MOUNTPOINT [options] --vm NAME=SPEC [--vm NAME=SPEC ...]\n"
 "\n"
@@ -107,14 +174,8 @@ static void usage(const char *prog)
 "info.json,memmap,control} for each VM, and for Linux guests whose kernel\n"
 "profile is found, proc/<pid>/{vmem,maps,status} and kernel/vmem.\n"
 "\n"
-"VM specs:\n"
-"    qemu:QMP_SOCKET        a running QEMU (-qmp unix:PATH,server=on,wait=off);\n"
-"                           zero copy when its RAM is a shared memory-backend-file,\n"
-"                           otherwise the QEMU process's memory (needs ptrace rights)\n"
-"    file:PATH              a memory dump: raw or padded raw image, ELF core\n"
-"                           (QEMU dump-guest-memory, virsh dump --memory-only),\n"
-"                           LiME, or kdump-compressed (zlib, lzo, snappy);\n"
-"                           the format is detected from the content\n"
+"VM specs (the drivers built in):\n"
+"%s"
 "\n"
 "vmemfs options:\n"
 "    --vm NAME=SPEC         add a VM (repeatable); NAME: 1-64 of [A-Za-z0-9._-]\n"
@@ -123,8 +184,8 @@ static void usage(const char *prog)
 "                           kernel banner found in memory (Volatility's own\n"
 "                           symbols directory works as is)\n"
 "    --profile FILE         use this ISF for every Linux guest, banner unchecked\n"
-"    --qemu-dir DIR         every QMP socket in DIR is a VM (web1.qmp -> web1),\n"
-"                           added and removed as sockets appear and go\n"
+"VMs that come and go (each repeatable; [NAME=] puts them under NAME/):\n"
+"%s"
 "    --freeze-on-open       opening a live VM's pmem.raw pauses the guest until\n"
 "                           the last handle closes: one consistent instant\n"
 "    --direct-io            dumps' pmem.raw without the kernel page cache: a\n"
@@ -142,8 +203,7 @@ static void usage(const char *prog)
 "    -s                     single-threaded (for debugging)\n"
 "    -h, --help             this text;  -V, --version  the version\n"
 "\n"
-"Drivers built in: %s\n"
-"Unmount with: fusermount3 -u MOUNTPOINT\n", prog, vmem_driver_names());
+"Unmount with: fusermount3 -u MOUNTPOINT\n", prog, specs, discoveries);
     printf("\nlibfuse options:\n");
     fuse_lowlevel_help();
 }
@@ -184,7 +244,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (cmd.version) {
-        printf("vmemfs 0.1.0 (libfuse %s)\n", fuse_pkgversion());
+        printf("vmemfs %s (libfuse %s)\n", VMEMFS_VERSION, fuse_pkgversion());
         return 0;
     }
 
@@ -195,10 +255,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "vmemfs: no mount point given (see --help)\n");
         return 2;
     }
-    if (cmd.nspecs == 0 && !cmd.qemu_dir) {
+    if (cmd.nspecs == 0 && cmd.ndisc == 0) {
         fprintf(stderr, "vmemfs: no VM given: add --vm NAME=SPEC or --qemu-dir DIR "
                 "(see --help)\n");
         return 2;
+    }
+    for (int i = 0; i < cmd.ndisc; i++) {
+        if (!vmem_driver_class_for_option(cmd.disc[i].option)) {
+            fprintf(stderr, "vmemfs: --%s: this vmemfs was built without that driver "
+                    "(built in: %s)\n", cmd.disc[i].option, vmem_driver_schemes());
+            return 2;
+        }
     }
     vmem_log_init(fo.debug);
     if (vmem_guard_init() != 0) {
@@ -216,9 +283,9 @@ int main(int argc, char **argv)
     fs.opt.debug = fo.debug;
     fs.mountpoint = fo.mountpoint;
     fs.started = time(NULL);
-    fs.opt.linux_opt.symbols_dir = cmd.symbols_dir;
-    fs.opt.linux_opt.profile = cmd.profile;
-    fs.opt.linux_opt.tasks_max_age_ns = (uint64_t)cmd.tasks_ttl_ms * 1000000ull;
+    fs.opt.os_opt.symbols_dir = cmd.symbols_dir;
+    fs.opt.os_opt.profile = cmd.profile;
+    fs.opt.os_opt.tasks_max_age_ns = (uint64_t)cmd.tasks_ttl_ms * 1000000ull;
 
     struct vm_options vo;
     vm_options_default(&vo);
@@ -236,7 +303,7 @@ int main(int argc, char **argv)
         }
         *eq = 0;
         char err[512];
-        struct vm *vm = vm_open(cmd.vm_specs[i], eq + 1, &vo, err, sizeof err);
+        struct vm *vm = vmem_vm_open(cmd.vm_specs[i], eq + 1, &vo, err, sizeof err);
         if (!vm) {
             fprintf(stderr, "vmemfs: %s\n", err);
             goto out;
@@ -246,7 +313,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "vmemfs: out of memory\n");
             goto out;
         }
-        if (vmemfs_add_vm(&fs, fv) != 0) {
+        if (vmemfs_add_vm(&fs, NULL, fv) != 0) {
             fprintf(stderr, "vmemfs: VM name '%s' given twice\n", vm_name(fv->vm));
             fs_vm_put(fv);
             goto out;
@@ -276,10 +343,21 @@ int main(int argc, char **argv)
         vmem_log_to_syslog();
 
     /* After daemonising: a thread does not survive fork. */
-    struct vmemfs_watch *watch = vmemfs_watch_start(&fs, cmd.qemu_dir, &vo);
+    struct vmemfs_watch *watch = vmemfs_watch_start(&fs, &vo);
     if (!watch) {
         vmem_log(LOG_ERR, "cannot start the VM watcher thread");
         goto out_unmount;
+    }
+    for (int i = 0; i < cmd.ndisc; i++) {
+        char err[512] = "";
+        const struct discover_arg *d = &cmd.disc[i];
+        if (vmemfs_watch_discover(watch, vmem_driver_class_for_option(d->option),
+                                  d->group, d->arg, err, sizeof err) < 0) {
+            vmem_log(LOG_ERR, "--%s %s%s%s: %s", d->option, d->group ? d->group : "",
+                     d->group ? "=" : "", d->arg, err);
+            vmemfs_watch_stop(watch);
+            goto out_unmount;
+        }
     }
     if (fo.singlethread) {
         status = fuse_session_loop(se);
@@ -309,7 +387,10 @@ out:
     free(fo.mountpoint);
     free(cmd.symbols_dir);
     free(cmd.profile);
-    free(cmd.qemu_dir);
+    for (int i = 0; i < cmd.ndisc; i++) {
+        free(cmd.disc[i].arg);
+        free(cmd.disc[i].group);
+    }
     fuse_opt_free_args(&args);
     return status;
 }

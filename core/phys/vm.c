@@ -30,7 +30,6 @@
 #include "core/util/log.h"
 #include "core/arch/x86/paging.h"
 #include "core/phys/ranges.h"
-#include "drivers/drivers.h"
 
 #define VM_READ_MAX   (1u << 20)
 #define VM_MAX_SLOTS  (VM_READ_MAX / VMEM_PAGE_SIZE + 2)
@@ -83,43 +82,6 @@ bool vm_name_valid(const char *name)
             return false;
     }
     return true;
-}
-
-struct vm *vm_open(const char *name, const char *spec,
-                   const struct vm_options *opt, char *err, size_t errlen)
-{
-    if (!vm_name_valid(name)) {
-        snprintf(err, errlen,
-                 "VM name '%s' is not valid: use 1-64 of [A-Za-z0-9._-]", name);
-        return NULL;
-    }
-    const char *colon = strchr(spec, ':');
-    if (!colon || colon == spec) {
-        snprintf(err, errlen, "VM '%s': spec '%s' has no driver (try file:PATH)",
-                 name, spec);
-        return NULL;
-    }
-    char scheme[32];
-    size_t sl = (size_t)(colon - spec);
-    if (sl >= sizeof scheme)
-        sl = sizeof scheme - 1;
-    memcpy(scheme, spec, sl);
-    scheme[sl] = 0;
-    vmem_driver_open_fn open_fn = vmem_driver_lookup(scheme);
-    if (!open_fn) {
-        snprintf(err, errlen, "VM '%s': unknown driver '%s' (built in: %s)",
-                 name, scheme, vmem_driver_names());
-        return NULL;
-    }
-    struct vmem_driver drv = {0};
-    char derr[256] = "";
-    int rc = open_fn(colon + 1, opt->writable ? VMEM_OPEN_RW : 0, &drv, derr,
-                     sizeof derr);
-    if (rc < 0) {
-        snprintf(err, errlen, "VM '%s': %s", name, derr[0] ? derr : strerror(-rc));
-        return NULL;
-    }
-    return vm_new(name, spec, drv, opt, err, errlen);
 }
 
 struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,

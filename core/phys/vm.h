@@ -33,15 +33,12 @@ void vm_options_default(struct vm_options *opt);
  * "." or "..".  Returns true if acceptable. */
 bool vm_name_valid(const char *name);
 
-/* Open the source described by spec ("file:PATH", ...).  On failure NULL,
- * with one line in err naming the source and what is wrong. */
-struct vm *vm_open(const char *name, const char *spec,
-                   const struct vm_options *opt, char *err, size_t errlen);
-/* The same from a driver already open (takes ownership of it, closing it on
- * failure too).  For drivers opened by other means, and for tests. */
+/* A VM over a driver already open (takes ownership of it, closing it on
+ * failure too); spec is what the user wrote, for info.json.  Opening a spec
+ * is drivers/registry.h's vmem_vm_open: core never picks a driver. */
 struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
                   const struct vm_options *opt, char *err, size_t errlen);
-/* Reference counting: vm_open returns one reference; the last vm_put
+/* Reference counting: vm_new returns one reference; the last vm_put
  * closes the driver. */
 struct vm *vm_get(struct vm *vm);
 void vm_put(struct vm *vm);

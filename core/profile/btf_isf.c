@@ -19,6 +19,10 @@
 #ifdef BTF_ISF_BUILD
 
 #include "core/profile/btf_isf.h"
+
+#include "core/util/bytes.h"
+#include "core/util/decompress.h"
+#include "core/util/version.h"
 #include "core/profile/isf.h"
 
 #include <bpf/btf.h>
@@ -37,9 +41,6 @@
 #include <zstd.h>
 #endif
 
-#ifndef VMEMFS_VERSION
-#define VMEMFS_VERSION "0.1.0"
-#endif
 
 /* A decompressed kernel is ~50-100 MB; refuse anything absurd. */
 #define MAX_IMAGE ((size_t)1 << 30)
@@ -392,238 +393,24 @@ struct btf_isf_symbols *btf_isf_symbols_load(const char *path, char *err,
 /* ------------------------------------------------------------------ */
 /* Decompressors for kernel payloads                                   */
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint16_t le16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-/* One LZ4 block into dst[dcap]; *dlen bytes produced.  -1 when corrupt. */
-static int lz4_block(const uint8_t *src, size_t n, uint8_t *dst, size_t dcap,
-                     size_t *dlen)
-{
-    size_t ip = 0, op = 0;
-    for (;;) {
-        if (ip >= n)
-            return -1;
-        unsigned token = src[ip++];
-        size_t lit = token >> 4;
-        if (lit == 15) {
-            unsigned b;
-            do {
-                if (ip >= n)
-                    return -1;
-                b = src[ip++];
-                lit += b;
-            } while (b == 255 && lit < n);
-        }
-        if (lit > n - ip || lit > dcap - op)
-            return -1;
-        memcpy(dst + op, src + ip, lit);
-        ip += lit;
-        op += lit;
-        if (ip == n)
-            break;              /* the last sequence has literals only */
-        if (n - ip < 2)
-            return -1;
-        size_t off = le16(src + ip);
-        ip += 2;
-        if (off == 0 || off > op)
-            return -1;
-        size_t ml = token & 15;
-        if (ml == 15) {
-            unsigned b;
-            do {
-                if (ip >= n)
-                    return -1;
-                b = src[ip++];
-                ml += b;
-            } while (b == 255 && ml < dcap);
-        }
-        ml += 4;
-        if (ml > dcap - op)
-            return -1;
-        uint8_t *d = dst + op;
-        const uint8_t *m = d - off;
-        if (off >= ml)
-            memcpy(d, m, ml);
-        else
-            for (size_t i = 0; i < ml; i++)
-                d[i] = m[i];
-        op += ml;
-    }
-    *dlen = op;
-    return 0;
-}
-
-#define LZ4_LEGACY_MAGIC 0x184C2102u
-#define LZ4_LEGACY_BLOCK ((size_t)8 << 20)
-
-/* The LZ4 "legacy" framing the kernel uses: magic, then blocks of
- * (le32 compressed size, data) each unpacking to at most 8 MiB.  Stops at
- * a size that cannot be a block (the appended uncompressed size). */
-static int unlz4_legacy(const uint8_t *in, size_t len, size_t max_out,
-                        void **out, size_t *outlen, char *why, size_t whylen)
-{
-    size_t pos = 4, used = 0, cap = 0, blocks = 0;
-    uint8_t *buf = NULL;
-    while (len - pos >= 4) {
-        uint32_t csize = le32(in + pos);
-        if (csize == LZ4_LEGACY_MAGIC) {
-            pos += 4;
-            continue;
-        }
-        if (csize == 0 || csize > len - pos - 4)
-            break;
-        pos += 4;
-        if (used + LZ4_LEGACY_BLOCK > cap) {
-            if (used + LZ4_LEGACY_BLOCK > max_out) {
-                say(why, whylen, "lz4 data unpacks to more than %zu bytes",
-                    max_out);
-                goto fail;
-            }
-            size_t nc = cap ? cap * 2 : 16 << 20;
-            while (nc < used + LZ4_LEGACY_BLOCK)
-                nc *= 2;
-            if (nc > max_out)
-                nc = max_out;
-            uint8_t *q = realloc(buf, nc);
-            if (!q) {
-                say(why, whylen, "out of memory");
-                goto fail;
-            }
-            buf = q;
-            cap = nc;
-        }
-        size_t got;
-        if (lz4_block(in + pos, csize, buf + used, LZ4_LEGACY_BLOCK, &got) != 0) {
-            say(why, whylen, "lz4 block %zu at byte %zu is corrupt", blocks,
-                pos);
-            goto fail;
-        }
-        used += got;
-        pos += csize;
-        blocks++;
-    }
-    if (!blocks) {
-        say(why, whylen, "lz4 data holds no block");
-        goto fail;
-    }
-    *out = buf;
-    *outlen = used;
-    return 1;
-fail:
-    free(buf);
-    return -1;
-}
-
-#ifdef HAVE_ZSTD
-/* One zstd frame (what follows it, the appended size, is ignored). */
-static int unzstd(const uint8_t *in, size_t len, size_t max_out, void **out,
-                  size_t *outlen, char *why, size_t whylen)
-{
-    ZSTD_DStream *z = ZSTD_createDStream();
-    size_t cap = 16 << 20, used = 0;
-    uint8_t *buf = malloc(cap);
-    if (!z || !buf) {
-        say(why, whylen, "out of memory");
-        goto fail;
-    }
-    /* The default window limit (2^27) is what `zstd -22 --ultra`, the
-     * kernel's, needs; a hostile frame asking for more is refused rather
-     * than given gigabytes. */
-    ZSTD_inBuffer ib = {in, len, 0};
-    for (;;) {
-        if (used == cap) {
-            if (cap >= max_out) {
-                say(why, whylen, "zstd data unpacks to more than %zu bytes",
-                    max_out);
-                goto fail;
-            }
-            size_t nc = cap * 2 > max_out ? max_out : cap * 2;
-            uint8_t *q = realloc(buf, nc);
-            if (!q) {
-                say(why, whylen, "out of memory");
-                goto fail;
-            }
-            buf = q;
-            cap = nc;
-        }
-        ZSTD_outBuffer ob = {buf, cap, used};
-        size_t r = ZSTD_decompressStream(z, &ob, &ib);
-        used = ob.pos;
-        if (ZSTD_isError(r)) {
-            say(why, whylen, "zstd data is corrupt (%s)", ZSTD_getErrorName(r));
-            goto fail;
-        }
-        if (r == 0)
-            break;              /* the frame is complete */
-        if (ib.pos == ib.size && ob.pos < ob.size) {
-            say(why, whylen, "zstd data is truncated");
-            goto fail;
-        }
-    }
-    ZSTD_freeDStream(z);
-    *out = buf;
-    *outlen = used;
-    return 1;
-fail:
-    ZSTD_freeDStream(z);
-    free(buf);
-    return -1;
-}
-#endif
 
 /* Unpack `in` if it is in a compression kernels use.  1 unpacked (and
- * *fmt names it), 0 not compressed, -1 failed (why set). */
+ * *fmt names it), 0 not compressed, -errno failed (why set). */
 static int unpack(const uint8_t *in, size_t len, void **out, size_t *outlen,
                   const char **fmt, char *why, size_t whylen)
 {
-    if (len >= 4 && le32(in) == LZ4_LEGACY_MAGIC) {
-        *fmt = "lz4";
-        return unlz4_legacy(in, len, MAX_IMAGE, out, outlen, why, whylen);
-    }
-    if (len >= 6 && memcmp(in, "\xFD" "7zXZ\0", 6) == 0)
-        *fmt = "xz";
-    else if (len >= 2 && in[0] == 0x1f && in[1] == 0x8b)
-        *fmt = "gzip";
-    if (*fmt)
-        return isf_decompress(in, len, MAX_IMAGE, out, outlen, why, whylen);
-    if (len >= 13 && in[0] == 0x5d && in[1] == 0 && in[2] == 0 &&
-        (in[12] == 0 || in[12] == 0xff)) {
-        *fmt = "lzma";
-        return isf_unlzma(in, len, MAX_IMAGE, 1, out, outlen, why, whylen);
-    }
-#ifdef HAVE_ZSTD
-    if (len >= 4 && memcmp(in, "\x28\xb5\x2f\xfd", 4) == 0) {
-        *fmt = "zstd";
-        return unzstd(in, len, MAX_IMAGE, out, outlen, why, whylen);
-    }
-#endif
-    static const struct {
-        const char *magic;
-        size_t n;
-        const char *name, *note;
-    } unsupported[] = {
-        {"\x28\xb5\x2f\xfd", 4, "zstd", " (vmemfs was built without libzstd)"},
-        {"BZh", 3, "bzip2", ""},
-        {"\x89LZO", 4, "lzo", ""},
-    };
-    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
-        if (len >= unsupported[i].n &&
-            memcmp(in, unsupported[i].magic, unsupported[i].n) == 0) {
-            say(why, whylen, "%s-compressed%s: not supported here; unpack it "
-                "first (the kernel's scripts/extract-vmlinux does) and give "
-                "the vmlinux", unsupported[i].name, unsupported[i].note);
-            *fmt = unsupported[i].name;
-            return -1;
-        }
-    return 0;
+    enum vmem_codec c = vmem_codec_detect(in, len, true);
+    if (c == VMEM_CODEC_NONE)
+        return 0;
+    *fmt = vmem_codec_name(c);
+    char msg[200] = "";
+    int rc = vmem_decompress(c, in, len, MAX_IMAGE, 0, out, outlen, msg, sizeof msg);
+    if (rc < 0 && strstr(msg, "not supported here"))
+        say(why, whylen, "%s (the kernel's scripts/extract-vmlinux does) and give "
+            "the vmlinux", msg);
+    else if (rc < 0)
+        say(why, whylen, "%s", msg);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -776,10 +563,10 @@ static uint64_t elf_text_addr(const struct elfimg *e)
 /* A raw BTF blob at d[n] (header checked): its exact length, or 0. */
 static size_t btf_blob_len(const uint8_t *d, size_t n)
 {
-    if (n < 24 || le16(d) != 0xEB9F || d[2] != 1)
+    if (n < 24 || vmem_ld_le16(d) != 0xEB9F || d[2] != 1)
         return 0;
-    uint32_t hdr = le32(d + 4), toff = le32(d + 8), tlen = le32(d + 12),
-             soff = le32(d + 16), slen = le32(d + 20);
+    uint32_t hdr = vmem_ld_le32(d + 4), toff = vmem_ld_le32(d + 8), tlen = vmem_ld_le32(d + 12),
+             soff = vmem_ld_le32(d + 16), slen = vmem_ld_le32(d + 20);
     /* Types are arrays of 32-bit words: the kernel refuses a type section
      * that is not 4-byte aligned, and so do we (libbpf would hand out
      * misaligned structs). */
@@ -875,7 +662,7 @@ static int open_image(const uint8_t *d, size_t n, const char *name,
         say(err, errlen, "%s: compressed inside itself too many times", name);
         return -1;
     }
-    if (n >= 24 && le16(d) == 0xEB9F) {
+    if (n >= 24 && vmem_ld_le16(d) == 0xEB9F) {
         k->btf = btf_from_blob(d, n, name, err, errlen);
         if (!k->btf)
             return -1;
@@ -926,15 +713,15 @@ static int open_image(const uint8_t *d, size_t n, const char *name,
         return 0;
     }
     if (n > 0x250 && memcmp(d + 0x202, "HdrS", 4) == 0) {
-        uint16_t version = le16(d + 0x206);
+        uint16_t version = vmem_ld_le16(d + 0x206);
         if (version < 0x208) {
             say(err, errlen, "%s: bzImage boot protocol %u.%02u predates the "
                 "payload fields (2.08)", name, version >> 8, version & 0xff);
             return -1;
         }
         size_t setup = (size_t)(d[0x1f1] ? d[0x1f1] : 4) + 1;
-        uint64_t poff = (uint64_t)setup * 512 + le32(d + 0x248);
-        uint64_t plen = le32(d + 0x24c);
+        uint64_t poff = (uint64_t)setup * 512 + vmem_ld_le32(d + 0x248);
+        uint64_t plen = vmem_ld_le32(d + 0x24c);
         if (!span_ok(n, poff, plen) || plen < 16) {
             say(err, errlen, "%s: bzImage payload lies outside the file", name);
             return -1;

@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
-#include <lzma.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,7 +26,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+
+#include "core/util/decompress.h"
 
 #define NONE UINT32_MAX
 
@@ -352,159 +352,6 @@ static void say(char *buf, size_t len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, len, fmt, ap);
     va_end(ap);
-}
-
-static int grow_out(uint8_t **out, size_t *cap, size_t max_out)
-{
-    if (*cap >= max_out)
-        return -1;
-    size_t nc = *cap > max_out / 2 ? max_out : *cap * 2;
-    uint8_t *q = realloc(*out, nc);
-    if (!q)
-        return -1;
-    *out = q;
-    *cap = nc;
-    return 0;
-}
-
-int isf_unlzma(const void *in_, size_t inlen, size_t max_out, int legacy,
-               void **out, size_t *outlen, char *why, size_t whylen)
-{
-    const uint8_t *in = in_;
-    lzma_stream s = LZMA_STREAM_INIT;
-    const char *fmt = legacy ? "lzma" : "xz";
-    /* One stream; whatever follows it (a kernel image's appended size) is
-     * ignored. */
-    lzma_ret started = legacy ? lzma_alone_decoder(&s, (uint64_t)256 << 20)
-                              : lzma_stream_decoder(&s, (uint64_t)256 << 20, 0);
-    if (started != LZMA_OK) {
-        say(why, whylen, "cannot start the %s decoder", fmt);
-        return -1;
-    }
-    size_t cap = inlen < max_out / 8 ? inlen * 8 : max_out;
-    if (cap < 65536)
-        cap = max_out < 65536 ? max_out : 65536;
-    uint8_t *buf = malloc(cap ? cap : 1);
-    if (!buf) {
-        lzma_end(&s);
-        say(why, whylen, "out of memory");
-        return -1;
-    }
-    s.next_in = in;
-    s.avail_in = inlen;
-    s.next_out = buf;
-    s.avail_out = cap;
-    for (;;) {
-        if (s.avail_out == 0) {
-            size_t used = cap;
-            if (grow_out(&buf, &cap, max_out) != 0) {
-                say(why, whylen, "%s data decompresses to more than %zu bytes",
-                    fmt, max_out);
-                goto fail;
-            }
-            s.next_out = buf + used;
-            s.avail_out = cap - used;
-        }
-        lzma_ret r = lzma_code(&s, LZMA_FINISH);
-        if (r == LZMA_STREAM_END)
-            break;
-        if (r == LZMA_OK)
-            continue;
-        switch (r) {
-        case LZMA_BUF_ERROR:
-            say(why, whylen, "%s data is truncated", fmt);
-            break;
-        case LZMA_MEM_ERROR:
-        case LZMA_MEMLIMIT_ERROR:
-            say(why, whylen, "%s data needs too much memory to decode", fmt);
-            break;
-        case LZMA_OPTIONS_ERROR:
-            say(why, whylen, "%s data uses unsupported options", fmt);
-            break;
-        default:
-            say(why, whylen, "%s data is corrupt", fmt);
-            break;
-        }
-        goto fail;
-    }
-    *outlen = cap - s.avail_out;
-    *out = buf;
-    lzma_end(&s);
-    return 1;
-fail:
-    free(buf);
-    lzma_end(&s);
-    return -1;
-}
-
-static int ungzip(const uint8_t *in, size_t inlen, size_t max_out, void **out,
-                  size_t *outlen, char *why, size_t whylen)
-{
-    z_stream z;
-    memset(&z, 0, sizeof z);
-    if (inflateInit2(&z, 15 + 16) != Z_OK) {
-        say(why, whylen, "cannot start the gzip decoder");
-        return -1;
-    }
-    size_t cap = inlen < max_out / 8 ? inlen * 8 : max_out;
-    if (cap < 65536)
-        cap = max_out < 65536 ? max_out : 65536;
-    uint8_t *buf = malloc(cap ? cap : 1);
-    size_t used = 0, in_off = 0;
-    if (!buf) {
-        inflateEnd(&z);
-        say(why, whylen, "out of memory");
-        return -1;
-    }
-    for (;;) {
-        if (used == cap && grow_out(&buf, &cap, max_out) != 0) {
-            say(why, whylen, "gzip data decompresses to more than %zu bytes",
-                max_out);
-            goto fail;
-        }
-        size_t in_chunk = inlen - in_off > 1u << 30 ? 1u << 30 : inlen - in_off;
-        size_t out_chunk = cap - used > 1u << 30 ? 1u << 30 : cap - used;
-        z.next_in = (Bytef *)(in + in_off);
-        z.avail_in = (uInt)in_chunk;
-        z.next_out = buf + used;
-        z.avail_out = (uInt)out_chunk;
-        int r = inflate(&z, Z_NO_FLUSH);
-        in_off += in_chunk - z.avail_in;
-        used += out_chunk - z.avail_out;
-        if (r == Z_STREAM_END)
-            break;
-        if (r == Z_OK)
-            continue;
-        if (r == Z_BUF_ERROR && in_off < inlen)
-            continue;           /* only needed more room */
-        if (r == Z_BUF_ERROR)
-            say(why, whylen, "gzip data is truncated");
-        else if (r == Z_MEM_ERROR)
-            say(why, whylen, "out of memory");
-        else
-            say(why, whylen, "gzip data is corrupt (%s)",
-                z.msg ? z.msg : "bad stream");
-        goto fail;
-    }
-    inflateEnd(&z);
-    *out = buf;
-    *outlen = used;
-    return 1;
-fail:
-    inflateEnd(&z);
-    free(buf);
-    return -1;
-}
-
-int isf_decompress(const void *in, size_t inlen, size_t max_out, void **out,
-                   size_t *outlen, char *why, size_t whylen)
-{
-    const uint8_t *p = in;
-    if (inlen >= 6 && memcmp(p, "\xFD" "7zXZ\0", 6) == 0)
-        return isf_unlzma(p, inlen, max_out, 0, out, outlen, why, whylen);
-    if (inlen >= 2 && p[0] == 0x1f && p[1] == 0x8b)
-        return ungzip(p, inlen, max_out, out, outlen, why, whylen);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1420,21 +1267,21 @@ static int open_document(const void *data, size_t len, const char *name,
                          const char **doc, size_t *doclen, void **owned,
                          char *err, size_t errlen)
 {
-    const uint8_t *p = data;
-    char why[160];
+    char why[200];
     *owned = NULL;
-    if (len >= 3 && memcmp(p, "BZh", 3) == 0) {
-        say(err, errlen, "%s: bzip2-compressed: not supported (decompress it "
-            "with bunzip2, or recompress with xz)", name);
+    /* An ISF is JSON, plain or as Volatility ships it (.xz, .gz); the legacy
+     * .lzma header has no magic and is not accepted here. */
+    enum vmem_codec c = vmem_codec_detect(data, len, false);
+    int r = 0;
+    if (c == VMEM_CODEC_BZIP2 || c == VMEM_CODEC_ZSTD || c == VMEM_CODEC_LZOP ||
+        c == VMEM_CODEC_LZ4_LEGACY) {
+        say(err, errlen, "%s: %s-compressed: not supported (decompress it, or "
+            "recompress with xz)", name, vmem_codec_name(c));
         return -1;
     }
-    if (len >= 4 && memcmp(p, "\x28\xb5\x2f\xfd", 4) == 0) {
-        say(err, errlen, "%s: zstd-compressed: not supported (decompress it "
-            "with zstd -d, or recompress with xz)", name);
-        return -1;
-    }
-    int r = isf_decompress(data, len, ISF_MAX_DOCUMENT_SIZE, owned, doclen,
-                           why, sizeof why);
+    if (c != VMEM_CODEC_NONE)
+        r = vmem_decompress(c, data, len, ISF_MAX_DOCUMENT_SIZE, 0, owned, doclen,
+                            why, sizeof why);
     if (r < 0) {
         say(err, errlen, "%s: %s", name, why);
         return -1;

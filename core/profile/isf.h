@@ -183,17 +183,4 @@ void isf_catalog_free(struct isf_catalog *c);
 struct isf *isf_find_by_banner(const char *dir, const char *banner,
                                char *err, size_t errlen);
 
-/* The decompression the loader uses, for other readers of compressed
- * inputs (btf_isf.c: compressed kernel images).  Recognises xz and gzip by
- * their magic bytes.  Returns 1 and a malloc'd *out of *outlen bytes when
- * `in` was compressed and decoded completely within max_out bytes; 0 when
- * `in` is in neither format (nothing allocated); -1 on a corrupt, truncated
- * or oversized stream, with the reason in why[whylen]. */
-int isf_decompress(const void *in, size_t inlen, size_t max_out,
-                   void **out, size_t *outlen, char *why, size_t whylen);
-/* One xz stream (legacy 0) or legacy .lzma stream (legacy 1), decoded
- * within max_out bytes: 1 and a malloc'd *out, or -1 with why set. */
-int isf_unlzma(const void *in, size_t inlen, size_t max_out, int legacy,
-               void **out, size_t *outlen, char *why, size_t whylen);
-
 #endif

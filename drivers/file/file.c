@@ -27,7 +27,7 @@
 
 #include "core/phys/guard.h"
 #include "core/phys/ranges.h"
-#include "drivers/drivers.h"
+#include "drivers/file/file.h"
 #include "drivers/file/format.h"
 
 struct file_src {
@@ -125,17 +125,17 @@ static int copy_frame(void *arg)
     return covered ? 0 : -ENOENT;
 }
 
-static int kdump_frame(void *arg)
+static int backend_frame(void *arg)
 {
     struct frame_job *j = arg;
-    return kdump_read_frame(j->f->layout.kdump, j->gfn, j->buf);
+    return j->f->layout.backend->read_frame(j->f->layout.backend_priv, j->gfn, j->buf);
 }
 
 static int file_read_frames(void *drv, const uint64_t *gfns, void *const *bufs,
                             int *status, size_t n)
 {
     struct file_src *f = drv;
-    int (*fn)(void *) = f->layout.kdump ? kdump_frame : copy_frame;
+    int (*fn)(void *) = f->layout.backend ? backend_frame : copy_frame;
     for (size_t i = 0; i < n; i++) {
         struct frame_job j = {.f = f, .gfn = gfns[i], .buf = bufs[i]};
         status[i] = vmem_guard_run(fn, &j);
@@ -164,7 +164,8 @@ static void file_describe(void *drv, struct json_object *out)
     json_object_object_add(out, "path", json_object_new_string(f->path));
     json_object_object_add(out, "format", json_object_new_string(f->layout.format));
     json_object_object_add(out, "detail", json_object_new_string(
-        f->layout.kdump ? kdump_describe(f->layout.kdump) : f->layout.detail));
+        f->layout.backend ? f->layout.backend->describe(f->layout.backend_priv)
+                          : f->layout.detail));
     json_object_object_add(out, "file_size", json_object_new_int64((int64_t)f->size));
     struct stat st;
     bool gone = fstat(f->fd, &st) == 0 && st.st_nlink == 0;
@@ -324,9 +325,9 @@ int file_driver_open(const char *path, struct vmem_driver *out, char *err,
         return rc == -EIO ? -EIO : -EINVAL;
     }
 
-    if (f->layout.kdump) {
+    if (f->layout.backend) {
         const struct vmem_range *r;
-        kdump_ranges(f->layout.kdump, &r, &f->nranges);
+        f->layout.backend->ranges(f->layout.backend_priv, &r, &f->nranges);
         f->range_view = r;
     } else {
         f->ranges = calloc(f->layout.nsegs ? f->layout.nsegs : 1, sizeof *f->ranges);
@@ -352,9 +353,36 @@ int file_driver_open(const char *path, struct vmem_driver *out, char *err,
      * a cold dump reads 4 KiB from disk, not the device's whole read-ahead
      * window (8 MiB on some disks). */
     madvise(m, f->size, MADV_RANDOM);
-    out->ops = f->layout.kdump ? &file_ops_compressed : &file_ops_verbatim;
+    out->ops = f->layout.backend ? &file_ops_compressed : &file_ops_verbatim;
     out->priv = f;
     /* Dumps are evidence: never written, whatever was asked. */
-    out->caps = VMEM_CAP_IMMUTABLE | (f->layout.kdump ? VMEM_CAP_SLOW : 0);
+    out->caps = VMEM_CAP_IMMUTABLE | (f->layout.backend ? VMEM_CAP_SLOW : 0);
     return 0;
+}
+
+static int file_class_open(const char *arg, unsigned flags, struct vmem_driver *out,
+                           char *err, size_t errlen)
+{
+    (void)flags;                    /* evidence: never opened for writing */
+    return file_driver_open(arg, out, err, errlen);
+}
+
+const struct vmem_driver_class file_driver_class = {
+    .scheme = "file",
+    .usage = "file:PATH",
+    .summary = "a memory dump: raw, ELF core, LiME or kdump-compressed",
+    .open = file_class_open,
+};
+
+void dump_layout_free(struct dump_layout *l)
+{
+    free(l->segs);
+    free(l->vcpus);
+    if (l->backend)
+        l->backend->close(l->backend_priv);
+    l->segs = NULL;
+    l->vcpus = NULL;
+    l->backend = NULL;
+    l->backend_priv = NULL;
+    l->nsegs = l->nvcpus = 0;
 }

@@ -27,15 +27,31 @@ struct dump_segment {
     unsigned kind;                  /* VMEM_RANGE_RAM / VMEM_RANGE_ROM */
 };
 
-/* What a parser found.  Formats stored verbatim fill segs; kdump fills
- * kdump instead and leaves segs empty. */
+/* A format whose frames are not stored verbatim (kdump-compressed) is
+ * reached through these ops; verbatim formats leave layout.backend NULL and
+ * file.c serves their segments from the mapping. */
+struct dump_backend_ops {
+    const char *name;
+    /* RAM ranges the dump holds, owned by the backend. */
+    void (*ranges)(void *b, const struct vmem_range **out, size_t *n);
+    /* One 4 KiB frame: 0, -ENOENT (not in the dump), -EIO (corrupt, or a
+     * compression the build lacks).  Thread-safe. */
+    int (*read_frame)(void *b, uint64_t gfn, void *buf);
+    const char *(*describe)(void *b);       /* for info.json */
+    void (*close)(void *b);
+};
+
+/* What a parser found.  Formats stored verbatim fill segs; others set
+ * backend instead and leave segs empty.  Owned by file.c, which frees it
+ * (dump_layout_free) whether the parse succeeded or not. */
 struct dump_layout {
     const char *format;             /* "raw", "elf", "lime", "kdump" */
     struct dump_segment *segs;      /* malloc'd, sorted by gpa, no overlap */
     size_t nsegs;
     struct vmem_vcpu *vcpus;        /* malloc'd, may be NULL */
     size_t nvcpus;
-    struct kdump *kdump;            /* kdump-compressed only */
+    const struct dump_backend_ops *backend;  /* NULL: verbatim segments */
+    void *backend_priv;
     char detail[128];               /* e.g. "ELF64 core, 12 PT_LOAD" */
 };
 
@@ -57,24 +73,12 @@ int dump_parse_raw(const uint8_t *base, size_t size, struct dump_layout *out,
 
 /* ELF note parsing shared by ELF cores and kdump (which embeds the same
  * notes): NT_PRSTATUS and QEMU's "QEMU" CPU-state notes become vCPUs.
- * Appends to out->vcpus.  Malformed notes are skipped, not fatal. */
+ * Appends to out->vcpus.  Malformed notes are skipped, not fatal.
+ * (notes.c) */
 void dump_parse_notes(const uint8_t *notes, size_t len, int is_64bit,
                       struct dump_layout *out);
 
-/* kdump-compressed ("KDUMP   " / diskdump) page access.  `base` must stay
- * mapped while the struct kdump lives. */
-struct kdump;
-/* RAM ranges the dump describes (pages present in memory at dump time),
- * derived from its bitmaps; owned by the kdump object. */
-void kdump_ranges(struct kdump *kd, const struct vmem_range **out, size_t *n);
-/* Read one 4 KiB frame: 0, -ENOENT (page not in the dump: filtered or not
- * RAM), -EIO (corrupt compressed data, or a compression the build lacks).
- * Thread-safe. */
-int kdump_read_frame(struct kdump *kd, uint64_t gfn, void *buf);
-/* The compression methods seen / supported, for info.json. */
-const char *kdump_describe(struct kdump *kd);
-void kdump_close(struct kdump *kd);
-
+/* Frees what a parser put in l, also after a failed parse (file.c). */
 void dump_layout_free(struct dump_layout *l);
 
 #endif

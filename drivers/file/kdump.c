@@ -42,18 +42,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
-#ifdef HAVE_LZO2
-#include <lzo/lzo1x.h>
-#endif
-#ifdef HAVE_SNAPPY
-#include <snappy-c.h>
-#endif
-#ifdef HAVE_ZSTD
-#include <zstd.h>
-#endif
 
-#include "drivers/file/format.h"
+#include "core/util/bytes.h"
+#include "core/util/decompress.h"
+#include "drivers/file/kdump.h"
 
 #define KDUMP_SIGNATURE    "KDUMP   "
 #define DISKDUMP_SIGNATURE "DISKDUMP"
@@ -190,21 +182,15 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* The dump's own byte order (the header says which). */
 static uint32_t ld32(const uint8_t *p, int be)
 {
-    if (be)
-        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-               (uint32_t)p[2] << 8 | p[3];
-    return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[1] << 8 | p[0];
+    return be ? vmem_ld_be32(p) : vmem_ld_le32(p);
 }
-
 static uint64_t ld64(const uint8_t *p, int be)
 {
-    uint64_t hi = ld32(p + (be ? 0 : 4), be), lo = ld32(p + (be ? 4 : 0), be);
-    return hi << 32 | lo;
+    return be ? vmem_ld_be64(p) : vmem_ld_le64(p);
 }
-
 static unsigned long long ull(uint64_t v)
 {
     return (unsigned long long)v;
@@ -535,26 +521,14 @@ static int build_ranges(struct kdump *kd, char *err, size_t errlen)
 static unsigned methods_built_in(void)
 {
     unsigned m = COMP_ZLIB;
-#ifdef HAVE_LZO2
-    m |= COMP_LZO;
-#endif
-#ifdef HAVE_SNAPPY
-    m |= COMP_SNAPPY;
-#endif
-#ifdef HAVE_ZSTD
-    m |= COMP_ZSTD;
-#endif
+    if (vmem_block_codec_built(VMEM_BLOCK_LZO))
+        m |= COMP_LZO;
+    if (vmem_block_codec_built(VMEM_BLOCK_SNAPPY))
+        m |= COMP_SNAPPY;
+    if (vmem_block_codec_built(VMEM_BLOCK_ZSTD))
+        m |= COMP_ZSTD;
     return m;
 }
-
-#ifdef HAVE_LZO2
-static pthread_once_t lzo_once = PTHREAD_ONCE_INIT;
-static int lzo_ready;
-static void lzo_setup(void)
-{
-    lzo_ready = lzo_init() == LZO_E_OK;
-}
-#endif
 
 /* Decompress one page into dst (KD_BLOCK_SIZE bytes).  src is a private
  * copy, never the mapping: the allocations zlib and zstd make must not be
@@ -562,47 +536,16 @@ static void lzo_setup(void)
 static int decompress_page(unsigned method, const uint8_t *src, size_t len, uint8_t *dst)
 {
     switch (method) {
-    case COMP_ZLIB: {
-        uLongf out = KD_BLOCK_SIZE;
-        if (uncompress(dst, &out, src, (uLong)len) != Z_OK || out != KD_BLOCK_SIZE)
-            return -EIO;
-        return 0;
-    }
-#ifdef HAVE_LZO2
-    case COMP_LZO: {
-        pthread_once(&lzo_once, lzo_setup);
-        lzo_uint out = KD_BLOCK_SIZE;
-        if (!lzo_ready ||
-            lzo1x_decompress_safe(src, (lzo_uint)len, dst, &out, NULL) != LZO_E_OK ||
-            out != KD_BLOCK_SIZE)
-            return -EIO;
-        return 0;
-    }
-#endif
-#ifdef HAVE_SNAPPY
-    case COMP_SNAPPY: {
-        size_t out = 0;
-        if (snappy_uncompressed_length((const char *)src, len, &out) != SNAPPY_OK ||
-            out != KD_BLOCK_SIZE)
-            return -EIO;
-        out = KD_BLOCK_SIZE;
-        if (snappy_uncompress((const char *)src, len, (char *)dst, &out) != SNAPPY_OK ||
-            out != KD_BLOCK_SIZE)
-            return -EIO;
-        return 0;
-    }
-#endif
-#ifdef HAVE_ZSTD
-    case COMP_ZSTD: {
-        size_t out = ZSTD_decompress(dst, KD_BLOCK_SIZE, src, len);
-        if (ZSTD_isError(out) || out != KD_BLOCK_SIZE)
-            return -EIO;
-        return 0;
-    }
-#endif
+    case COMP_ZLIB:
+        return vmem_decompress_block(VMEM_BLOCK_ZLIB, src, len, dst, KD_BLOCK_SIZE);
+    case COMP_LZO:
+        return vmem_decompress_block(VMEM_BLOCK_LZO, src, len, dst, KD_BLOCK_SIZE);
+    case COMP_SNAPPY:
+        return vmem_decompress_block(VMEM_BLOCK_SNAPPY, src, len, dst, KD_BLOCK_SIZE);
+    case COMP_ZSTD:
+        return vmem_decompress_block(VMEM_BLOCK_ZSTD, src, len, dst, KD_BLOCK_SIZE);
     default:
-        /* A method this build lacks, or several bits at once. */
-        return -EIO;
+        return -EIO;            /* several bits at once */
     }
 }
 
@@ -953,10 +896,12 @@ int dump_parse_kdump(const uint8_t *base, size_t size, struct dump_layout *out,
     kd->size = size;
     /* Published before the first access to the mapping: if a SIGBUS
      * abandons the parse, dump_layout_free still reaches and frees it. */
-    out->kdump = kd;
+    out->backend = &kdump_backend;
+    out->backend_priv = kd;
     int rc = parse(kd, out, err, errlen);
     if (rc != 0) {
-        out->kdump = NULL;
+        out->backend = NULL;
+        out->backend_priv = NULL;
         kdump_close(kd);
         return rc;
     }
@@ -1025,3 +970,22 @@ void kdump_close(struct kdump *kd)
     free(kd->ranges);
     free(kd);
 }
+
+static void backend_ranges(void *b, const struct vmem_range **out, size_t *n)
+{
+    kdump_ranges(b, out, n);
+}
+static int backend_read_frame(void *b, uint64_t gfn, void *buf)
+{
+    return kdump_read_frame(b, gfn, buf);
+}
+static const char *backend_describe(void *b) { return kdump_describe(b); }
+static void backend_close(void *b) { kdump_close(b); }
+
+const struct dump_backend_ops kdump_backend = {
+    .name = "kdump",
+    .ranges = backend_ranges,
+    .read_frame = backend_read_frame,
+    .describe = backend_describe,
+    .close = backend_close,
+};

@@ -93,6 +93,5 @@ int dump_parse_lime(const uint8_t *base, size_t size, struct dump_layout *out,
     snprintf(out->detail, sizeof out->detail, "LiME v1, %zu ranges", out->nsegs);
     return 0;
 bad:
-    dump_layout_free(out);
     return -EINVAL;
 }

@@ -2,7 +2,6 @@
  * raw.c - raw (flat) images: byte o of the file is guest-physical address o.
  * Padded images are raw images whose holes happen to be zeros; nothing in
  * the file says where the holes were, so the whole file is one range.
- * Also the layout destructor every format shares.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,16 +26,4 @@ int dump_parse_raw(const uint8_t *base, size_t size, struct dump_layout *out,
     out->nsegs = 1;
     snprintf(out->detail, sizeof out->detail, "raw image, %zu bytes", size);
     return 0;
-}
-
-void dump_layout_free(struct dump_layout *l)
-{
-    free(l->segs);
-    free(l->vcpus);
-    if (l->kdump)
-        kdump_close(l->kdump);
-    l->segs = NULL;
-    l->vcpus = NULL;
-    l->kdump = NULL;
-    l->nsegs = l->nvcpus = 0;
 }

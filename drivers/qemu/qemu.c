@@ -79,7 +79,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "drivers/drivers.h"
+#include "drivers/qemu/qemu.h"
 #include "drivers/qemu/parse.h"
 #include "drivers/qemu/qmp.h"
 
@@ -1629,3 +1629,17 @@ int qemu_driver_open(const char *arg, struct vmem_driver *out, char *err,
 {
     return qemu_driver_open_flags(arg, 0, out, err, errlen);
 }
+
+static int qemu_class_open(const char *arg, unsigned flags, struct vmem_driver *out,
+                           char *err, size_t errlen)
+{
+    return qemu_driver_open_flags(arg, (flags & VMEM_OPEN_RW) ? QEMU_OPEN_RW : 0,
+                                  out, err, errlen);
+}
+
+const struct vmem_driver_class qemu_driver_class = {
+    .scheme = "qemu",
+    .usage = "qemu:QMP_SOCKET",
+    .summary = "a running QEMU, through its QMP socket",
+    .open = qemu_class_open,
+};

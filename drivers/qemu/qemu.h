@@ -29,4 +29,6 @@ int qemu_driver_open_flags(const char *arg, unsigned flags,
  * socket, and the driver holds it while open. */
 struct qmp *qemu_driver_qmp(void *priv);
 
+extern const struct vmem_driver_class qemu_driver_class;
+
 #endif

@@ -7,7 +7,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct dump_layout l;
+    struct dump_layout l = {0};
     char err[DUMP_ERR_LEN];
     if (!dump_is_elf(data, size))
         return 0;
@@ -16,8 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < l.nsegs; i++)
             if (l.segs[i].file_off > size || l.segs[i].len > size - l.segs[i].file_off)
                 abort();
-        dump_layout_free(&l);
     }
+    dump_layout_free(&l);           /* the owner frees, parsed or not */
     /* The notes parser alone, on the raw bytes. */
     struct dump_layout n = {0};
     dump_parse_notes(data, size, 1, &n);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drivers/file/format.h"
+#include "drivers/file/kdump.h"
 
 /* drivers/file/elfnotes.c owns dump_parse_notes; until it is in the
  * library this weak no-op keeps the target linkable (the real one wins
@@ -44,12 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = dump_parse_kdump(data, size, &layout, err, sizeof err);
     if (rc != 0) {
         /* A refusal must say why and leave nothing behind. */
-        if (layout.kdump || !memchr(err, '\0', sizeof err) || err[0] == '\0')
+        if (layout.backend || !memchr(err, '\0', sizeof err) || err[0] == '\0')
             abort();
         free(layout.vcpus);
         return 0;
     }
-    struct kdump *kd = layout.kdump;
+    struct kdump *kd = dump_layout_kdump(&layout);
     if (strlen(kdump_describe(kd)) == 0)
         abort();
 

@@ -6,7 +6,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    struct dump_layout l;
+    struct dump_layout l = {0};
     char err[DUMP_ERR_LEN];
     if (!dump_is_lime(data, size))
         return 0;
@@ -17,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (i && l.segs[i].gpa < l.segs[i - 1].gpa + l.segs[i - 1].len)
                 abort();
         }
-        dump_layout_free(&l);
     }
+    dump_layout_free(&l);           /* the owner frees, parsed or not */
     return 0;
 }

@@ -73,23 +73,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct vm *vm = fg_vm(&g, vcpu ? fg_dtb() : 0);
     if (!vm)
         abort();
-    struct linux_options lo = {.isf = g.isf};
+    struct vmem_os_options lo = {.isf = g.isf};
     char why[256];
     struct linux_os *os = linux_os_open(vm, &lo, why, sizeof why);
     if (os) {
-        struct linux_tasks *t = linux_os_tasks(os);
+        struct vmem_procs *t = linux_os_tasks(os);
         for (size_t i = 0; t && i < t->n && i < 64; i++) {
             size_t len;
-            char *m = linux_os_maps(os, &t->task[i], &len);
+            char *m = linux_os_maps(os, &t->proc[i], &len);
             if (m && strlen(m) != len)
                 abort();
             free(m);
-            m = linux_os_status(os, &t->task[i], &len);
+            m = linux_os_status(os, &t->proc[i], &len);
             if (m && strlen(m) != len)
                 abort();
             free(m);
         }
-        if (t && t->n && !linux_tasks_find(t, t->task[0].pid))
+        if (t && t->n && !vmem_procs_find(t, t->proc[0].pid))
             abort();
         linux_tasks_put(os, t);
         struct json_object *o = json_object_new_object();

@@ -60,7 +60,7 @@ static void test_elf_layout(void **state)
     (void)state;
     static uint8_t img[0x5000];
     size_t size = make_elf(img, sizeof img);
-    struct dump_layout l;
+    struct dump_layout l = {0};
     char err[DUMP_ERR_LEN] = "";
     assert_true(dump_is_elf(img, size));
     assert_false(dump_is_lime(img, size));
@@ -80,29 +80,34 @@ static void test_elf_bad(void **state)
 {
     (void)state;
     static uint8_t img[0x5000];
-    struct dump_layout l;
+    struct dump_layout l = {0};
     char err[DUMP_ERR_LEN];
     size_t size = make_elf(img, sizeof img);
 
     /* Truncated: a PT_LOAD past the end. */
     assert_int_equal(dump_parse_elf(img, 0x4000, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     assert_non_null(strstr(err, "past the end"));
     /* Header shorter than an Ehdr. */
     assert_int_equal(dump_parse_elf(img, 20, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     /* Not a core. */
     ((Elf64_Ehdr *)img)->e_type = ET_EXEC;
     assert_int_equal(dump_parse_elf(img, size, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     assert_non_null(strstr(err, "not a core"));
     /* Overlapping segments. */
     size = make_elf(img, sizeof img);
     Elf64_Phdr *ph = (Elf64_Phdr *)(img + sizeof(Elf64_Ehdr));
     ph[1].p_paddr = 0x1000;
     assert_int_equal(dump_parse_elf(img, size, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     assert_non_null(strstr(err, "overlap"));
     /* Program headers past the end, huge count. */
     size = make_elf(img, sizeof img);
     ((Elf64_Ehdr *)img)->e_phnum = 0xfffe;
     assert_int_equal(dump_parse_elf(img, size, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     /* Notes with absurd sizes are skipped, not fatal. */
     size = make_elf(img, sizeof img);
     uint32_t huge = 0xfffffff0u;
@@ -130,7 +135,7 @@ static void test_lime(void **state)
     static uint8_t img[0x10000];
     size_t n = lime_add(img, 0x0, 0xfff, 0xaa);
     n += lime_add(img + n, 0x3000, 0x37ff, 0xbb);   /* ends mid-page */
-    struct dump_layout l;
+    struct dump_layout l = {0};
     char err[DUMP_ERR_LEN];
     assert_true(dump_is_lime(img, n));
     assert_int_equal(dump_parse_lime(img, n, &l, err, sizeof err), 0);
@@ -142,25 +147,29 @@ static void test_lime(void **state)
 
     /* Truncated data. */
     assert_int_equal(dump_parse_lime(img, n - 1, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     assert_non_null(strstr(err, "truncated"));
     /* Ranges out of order. */
     size_t m = lime_add(img, 0x3000, 0x3fff, 1);
     m += lime_add(img + m, 0x0, 0xfff, 2);
     assert_int_equal(dump_parse_lime(img, m, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     /* end < start, and a wrapping range. */
     m = lime_add(img, 0x1000, 0x1000, 1);
     uint64_t bad = 0x10;
     memcpy(img + 16, &bad, 8);
     assert_int_equal(dump_parse_lime(img, m, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
     uint64_t wrap = UINT64_MAX;
     memcpy(img + 16, &wrap, 8);
     assert_int_equal(dump_parse_lime(img, m, &l, err, sizeof err), -EINVAL);
+    dump_layout_free(&l);      /* the owner frees, parsed or not */
 }
 
 static void test_raw(void **state)
 {
     (void)state;
-    struct dump_layout l;
+    struct dump_layout l = {0};
     char err[DUMP_ERR_LEN];
     static uint8_t img[8192];
     assert_int_equal(dump_parse_raw(img, sizeof img, &l, err, sizeof err), 0);

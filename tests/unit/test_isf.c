@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "core/profile/isf.h"
+#include "core/util/decompress.h"
 
 /* "Linux version 9.9.9-test (t@h) #1 SMP\n" + NUL, base64. */
 #define TEST_BANNER "Linux version 9.9.9-test (t@h) #1 SMP\n"
@@ -536,16 +537,24 @@ static void test_unlzma(void **state)
         void *out = NULL;
         size_t outlen = 0;
         char why[256];
-        assert_int_equal(isf_unlzma(packed, plen, 1 << 20, legacy, &out, &outlen,
-                                    why, sizeof why), 1);
+        enum vmem_codec c = legacy ? VMEM_CODEC_LZMA : VMEM_CODEC_XZ;
+        assert_int_equal(vmem_codec_detect(packed, plen, true), c);
+        assert_int_equal(vmem_decompress(c, packed, plen, 1 << 20, 0, &out, &outlen,
+                                         why, sizeof why), 1);
         assert_int_equal(outlen, sizeof plain);
         assert_memory_equal(out, plain, sizeof plain);
         free(out);
-        assert_int_equal(isf_unlzma(packed, plen / 2, 1 << 20, legacy, &out, &outlen,
-                                    why, sizeof why), -1);
-        assert_int_equal(isf_unlzma(packed, plen, 1000, legacy, &out, &outlen,
-                                    why, sizeof why), -1);
+        assert_int_equal(vmem_decompress(c, packed, plen / 2, 1 << 20, 0, &out, &outlen,
+                                         why, sizeof why), -EINVAL);
+        assert_int_equal(vmem_decompress(c, packed, plen, 1000, 0, &out, &outlen,
+                                         why, sizeof why), -EINVAL);
         assert_non_null(strstr(why, "more than"));
+        /* A prefix: the first bytes only, however large the stream. */
+        assert_int_equal(vmem_decompress(c, packed, plen, 1000, VMEM_DECOMP_PREFIX,
+                                         &out, &outlen, why, sizeof why), 1);
+        assert_true(outlen >= 1000 && outlen <= 65536);
+        assert_memory_equal(out, plain, 1000);
+        free(out);
     }
 }
 

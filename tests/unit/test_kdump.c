@@ -29,13 +29,14 @@
 #define TEST_SNAPPY 1
 #endif
 
-#include "drivers/file/format.h"
+#include "drivers/file/kdump.h"
 
 /* ---- a stand-in for the notes parser ----
- * drivers/file/elfnotes.c owns dump_parse_notes; while it is not in the
- * library this weak definition keeps the test linkable, and it records
- * what the kdump parser handed over.  When the real one is linked it wins
- * and the notes test checks its result instead. */
+ * drivers/file/notes.c owns dump_parse_notes.  From the static library
+ * the linker takes notes.o only when a symbol of it is still undefined, so
+ * this weak definition normally serves, recording what the kdump parser
+ * handed over; when the real one is linked it wins and the notes test
+ * checks its result instead. */
 static const uint8_t *stub_notes;
 static size_t stub_notes_len;
 static int stub_notes_64;
@@ -474,8 +475,8 @@ static int open_dump(const uint8_t *p, size_t len, struct opened *o)
 
 static void close_dump(struct opened *o)
 {
-    if (o->layout.kdump)
-        kdump_close(o->layout.kdump);
+    if (o->layout.backend)
+        o->layout.backend->close(o->layout.backend_priv);
     free(o->layout.vcpus);
     memset(o, 0, sizeof *o);
 }
@@ -531,11 +532,11 @@ static void expect_ok(const struct wspec *s, const struct wout *w)
     struct opened o;
     if (open_dump(w->p, w->len, &o) != 0)
         fail_msg("open failed: %d %s", o.rc, o.err);
-    assert_non_null(o.layout.kdump);
+    assert_non_null(dump_layout_kdump(&o.layout));
     assert_string_equal(o.layout.format, "kdump");
     assert_int_equal(o.layout.nsegs, 0);
-    check_ranges(o.layout.kdump, s);
-    check_frames(o.layout.kdump, s, w);
+    check_ranges(dump_layout_kdump(&o.layout), s);
+    check_frames(dump_layout_kdump(&o.layout), s, w);
     close_dump(&o);
 }
 
@@ -545,7 +546,7 @@ static void expect_einval(const uint8_t *p, size_t len, const char *needle)
     int rc = open_dump(p, len, &o);
     if (rc != -EINVAL)
         fail_msg("expected -EINVAL (%s), got %d", needle, rc);
-    assert_null(o.layout.kdump);
+    assert_null(dump_layout_kdump(&o.layout));
     assert_true(strncmp(o.err, "kdump: ", 7) == 0);
     if (needle && !strstr(o.err, needle))
         fail_msg("message \"%s\" lacks \"%s\"", o.err, needle);
@@ -577,7 +578,7 @@ static void test_basic_zlib(void **state)
 
     struct opened o;
     assert_int_equal(open_dump(w.p, w.len, &o), 0);
-    const char *d = kdump_describe(o.layout.kdump);
+    const char *d = kdump_describe(dump_layout_kdump(&o.layout));
     assert_non_null(strstr(d, "kdump-compressed v6"));
     assert_non_null(strstr(d, "block 4096"));
     assert_non_null(strstr(d, "279 pages"));        /* 300 - 21 not in RAM */
@@ -587,15 +588,15 @@ static void test_basic_zlib(void **state)
     /* Ranges: [0,10) [20,200) [210,299). */
     const struct vmem_range *r;
     size_t n;
-    kdump_ranges(o.layout.kdump, &r, &n);
+    kdump_ranges(dump_layout_kdump(&o.layout), &r, &n);
     assert_int_equal(n, 3);
     assert_int_equal(r[1].start, 20 * PAGE);
     assert_int_equal(r[2].end, 299 * PAGE);
     /* In RAM but filtered, in a hole, past the end. */
     uint8_t buf[PAGE];
-    assert_int_equal(kdump_read_frame(o.layout.kdump, 50, buf), -ENOENT);
-    assert_int_equal(kdump_read_frame(o.layout.kdump, 15, buf), -ENOENT);
-    assert_int_equal(kdump_read_frame(o.layout.kdump, 1ull << 40, buf), -ENOENT);
+    assert_int_equal(kdump_read_frame(dump_layout_kdump(&o.layout), 50, buf), -ENOENT);
+    assert_int_equal(kdump_read_frame(dump_layout_kdump(&o.layout), 15, buf), -ENOENT);
+    assert_int_equal(kdump_read_frame(dump_layout_kdump(&o.layout), 1ull << 40, buf), -ENOENT);
     close_dump(&o);
     wout_free(&w);
     spec_free(&s);
@@ -636,7 +637,7 @@ static void test_layouts(void **state)
             expect_ok(&s, &w);
             struct opened o;
             assert_int_equal(open_dump(w.p, w.len, &o), 0);
-            const char *d = kdump_describe(o.layout.kdump);
+            const char *d = kdump_describe(dump_layout_kdump(&o.layout));
             assert_int_equal(strstr(d, "32-bit") != NULL, is32);
             assert_int_equal(strstr(d, "big-endian") != NULL, be);
             close_dump(&o);
@@ -674,7 +675,7 @@ static void test_flattened(void **state)
             expect_ok(&s, &f);
             struct opened o;
             assert_int_equal(open_dump(f.p, f.len, &o), 0);
-            assert_non_null(strstr(kdump_describe(o.layout.kdump), "(flattened)"));
+            assert_non_null(strstr(kdump_describe(dump_layout_kdump(&o.layout)), "(flattened)"));
             close_dump(&o);
             f.expect = NULL;
             wout_free(&f);
@@ -709,7 +710,7 @@ static void test_flattened_bad(void **state)
         if (rc == 0) {
             uint8_t buf[PAGE];
             for (uint64_t p = 0; p < s.max_mapnr; p++) {
-                int r = kdump_read_frame(o.layout.kdump, p, buf);
+                int r = kdump_read_frame(dump_layout_kdump(&o.layout), p, buf);
                 assert_true(r == 0 || r == -ENOENT || r == -EIO);
             }
         }
@@ -781,7 +782,7 @@ static void test_corrupt_pages(void **state)
 
     struct opened o;
     assert_int_equal(open_dump(w.p, w.len, &o), 0);
-    struct kdump *kd = o.layout.kdump;
+    struct kdump *kd = dump_layout_kdump(&o.layout);
     for (int i = 0; i < 6; i++)
         if (kdump_read_frame(kd, zl[i], buf) != -EIO)
             fail_msg("victim %d (pfn %llu) did not read -EIO", i, (unsigned long long)zl[i]);
@@ -815,9 +816,9 @@ static void test_truncated_data(void **state)
     size_t cut = w.desc_off + 100 * 24;
     struct opened o;
     assert_int_equal(open_dump(w.p, cut, &o), 0);
-    assert_non_null(strstr(kdump_describe(o.layout.kdump), "truncated: 100 of 276"));
+    assert_non_null(strstr(kdump_describe(dump_layout_kdump(&o.layout)), "truncated: 100 of 276"));
     for (uint64_t pfn = 0; pfn < s.max_mapnr; pfn++) {
-        int rc = kdump_read_frame(o.layout.kdump, pfn, buf);
+        int rc = kdump_read_frame(dump_layout_kdump(&o.layout), pfn, buf);
         if (!s.dumped[pfn])
             assert_int_equal(rc, -ENOENT);
         else if (w.desc_at[pfn] + 24 > cut)
@@ -831,7 +832,7 @@ static void test_truncated_data(void **state)
     for (uint64_t pfn = 0; pfn < s.max_mapnr; pfn++) {
         if (!s.dumped[pfn])
             continue;
-        int rc = kdump_read_frame(o.layout.kdump, pfn, buf);
+        int rc = kdump_read_frame(dump_layout_kdump(&o.layout), pfn, buf);
         if (w.data_at[pfn] + w.data_len[pfn] > cut) {
             assert_int_equal(rc, -EIO);
         } else {
@@ -917,7 +918,7 @@ static void test_bad_headers(void **state)
         assert_true(rc == 0 || rc == -EINVAL);
         if (rc == 0)
             for (uint64_t p = 0; p < s.max_mapnr; p++)
-                (void)kdump_read_frame(o.layout.kdump, p, bad);
+                (void)kdump_read_frame(dump_layout_kdump(&o.layout), p, bad);
         close_dump(&o);
     }
     free(bad);
@@ -937,7 +938,7 @@ static void test_split(void **state)
     expect_ok(&s, &w);
     struct opened o;
     assert_int_equal(open_dump(w.p, w.len, &o), 0);
-    assert_non_null(strstr(kdump_describe(o.layout.kdump), "split part pfn 0x28-0xdc"));
+    assert_non_null(strstr(kdump_describe(dump_layout_kdump(&o.layout)), "split part pfn 0x28-0xdc"));
     close_dump(&o);
     wout_free(&w);
     spec_free(&s);
@@ -969,7 +970,7 @@ static void test_incomplete(void **state)
     expect_ok(&s, &w);
     struct opened o;
     assert_int_equal(open_dump(w.p, w.len, &o), 0);
-    assert_non_null(strstr(kdump_describe(o.layout.kdump), "incomplete"));
+    assert_non_null(strstr(kdump_describe(dump_layout_kdump(&o.layout)), "incomplete"));
     close_dump(&o);
     wout_free(&w);
     spec_free(&s);
@@ -993,14 +994,14 @@ static void check_method(unsigned method, const char *name)
     }
     struct opened o;
     assert_int_equal(open_dump(w.p, w.len, &o), 0);
-    const char *d = kdump_describe(o.layout.kdump);
+    const char *d = kdump_describe(dump_layout_kdump(&o.layout));
     char missing[64];
     snprintf(missing, sizeof missing, "%s: not built in", name);
     int built_in = strstr(d, missing) == NULL;
     assert_non_null(strstr(d, name));
     uint8_t buf[PAGE];
     for (uint64_t p = 0; p < 64; p++) {
-        int rc = kdump_read_frame(o.layout.kdump, p, buf);
+        int rc = kdump_read_frame(dump_layout_kdump(&o.layout), p, buf);
         if (w.flags[p] == method && !built_in) {
             assert_int_equal(rc, -EIO);
         } else {
@@ -1108,7 +1109,7 @@ static void test_threads(void **state)
     write_kdump(&s, &w);
     struct opened o;
     assert_int_equal(open_dump(w.p, w.len, &o), 0);
-    const char *d = kdump_describe(o.layout.kdump);
+    const char *d = kdump_describe(dump_layout_kdump(&o.layout));
     if (strstr(d, "not built in")) {
         /* Threads on zlib alone then. */
         close_dump(&o);
@@ -1121,7 +1122,7 @@ static void test_threads(void **state)
     pthread_t t[4];
     struct thread_arg a[4];
     for (int i = 0; i < 4; i++) {
-        a[i] = (struct thread_arg){o.layout.kdump, &s, &w, 0};
+        a[i] = (struct thread_arg){dump_layout_kdump(&o.layout), &s, &w, 0};
         assert_int_equal(pthread_create(&t[i], NULL, reader, &a[i]), 0);
     }
     for (int i = 0; i < 4; i++) {

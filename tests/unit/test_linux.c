@@ -53,7 +53,7 @@ static struct linux_os *env_open(struct env *e, uint64_t cr3, char *why, size_t 
 {
     e->vm = fg_vm(&e->g, cr3);
     assert_non_null(e->vm);
-    struct linux_options lo = {.isf = e->g.isf};
+    struct vmem_os_options lo = {.isf = e->g.isf};
     e->os = linux_os_open(e->vm, &lo, why, whylen);
     return e->os;
 }
@@ -138,7 +138,7 @@ static void test_tasks(void **state)
     char why[256];
     env_build(&e, false, false);
     assert_non_null(env_open(&e, 0, why, sizeof why));
-    struct linux_tasks *t = linux_os_tasks(e.os);
+    struct vmem_procs *t = linux_os_tasks(e.os);
     assert_non_null(t);
     assert_false(t->truncated);
     assert_int_equal(t->n, 6);
@@ -156,7 +156,7 @@ static void test_tasks(void **state)
         {9, 5, 0, 1, "gone", 'Z', true},
     };
     for (size_t i = 0; i < 6; i++) {
-        const struct linux_task *k = &t->task[i];
+        const struct vmem_proc *k = &t->proc[i];
         assert_int_equal(k->pid, want[i].pid);
         assert_int_equal(k->ppid, want[i].ppid);
         assert_int_equal(k->uid, want[i].uid);
@@ -168,14 +168,14 @@ static void test_tasks(void **state)
         assert_true(k->task_gva >= e.g.direct);
         if (!k->kernel_thread)
             assert_true(k->dtb != 0 && k->mm_gva != 0);
-        assert_ptr_equal(linux_tasks_find(t, k->pid), k);
+        assert_ptr_equal(vmem_procs_find(t, k->pid), k);
     }
-    assert_null(linux_tasks_find(t, 4));
-    assert_null(linux_tasks_find(t, 0));
-    assert_int_equal(linux_tasks_find(t, 7)->dtb, e.app_dtb);
-    assert_int_equal(linux_tasks_find(t, 7)->task_gva, e.app);
+    assert_null(vmem_procs_find(t, 4));
+    assert_null(vmem_procs_find(t, 0));
+    assert_int_equal(vmem_procs_find(t, 7)->dtb, e.app_dtb);
+    assert_int_equal(vmem_procs_find(t, 7)->task_gva, e.app);
     /* A dump is walked once: the same snapshot comes back. */
-    struct linux_tasks *t2 = linux_os_tasks(e.os);
+    struct vmem_procs *t2 = linux_os_tasks(e.os);
     assert_ptr_equal(t, t2);
     linux_tasks_put(e.os, t2);
     /* After a flush the old snapshot stays valid for its holder. */
@@ -183,7 +183,7 @@ static void test_tasks(void **state)
     t2 = linux_os_tasks(e.os);
     assert_ptr_not_equal(t, t2);
     assert_int_equal(t2->n, 6);
-    assert_int_equal(t->task[4].pid, 7);
+    assert_int_equal(t->proc[4].pid, 7);
     linux_tasks_put(e.os, t2);
     linux_tasks_put(e.os, t);
     env_free(&e);
@@ -191,8 +191,8 @@ static void test_tasks(void **state)
 
 static char *maps_of(struct env *e, uint32_t pid)
 {
-    struct linux_tasks *t = linux_os_tasks(e->os);
-    const struct linux_task *k = linux_tasks_find(t, pid);
+    struct vmem_procs *t = linux_os_tasks(e->os);
+    const struct vmem_proc *k = vmem_procs_find(t, pid);
     assert_non_null(k);
     size_t len = 0;
     char *m = linux_os_maps(e->os, k, &len);
@@ -313,8 +313,8 @@ static void test_status(void **state)
     char why[256];
     env_build(&e, false, false);
     assert_non_null(env_open(&e, 0, why, sizeof why));
-    struct linux_tasks *t = linux_os_tasks(e.os);
-    const struct linux_task *k = linux_tasks_find(t, 7);
+    struct vmem_procs *t = linux_os_tasks(e.os);
+    const struct vmem_proc *k = vmem_procs_find(t, 7);
     size_t len;
     char *s = linux_os_status(e.os, k, &len);
     char want[1024];
@@ -326,11 +326,11 @@ static void test_status(void **state)
     assert_string_equal(s, want);
     assert_int_equal(len, strlen(want));
     free(s);
-    s = linux_os_status(e.os, linux_tasks_find(t, 3), &len);
+    s = linux_os_status(e.os, vmem_procs_find(t, 3), &len);
     assert_non_null(strstr(s, "State:\tI (idle)\n"));
     assert_non_null(strstr(s, "Kthread:\t1\n"));
     free(s);
-    s = linux_os_status(e.os, linux_tasks_find(t, 9), &len);
+    s = linux_os_status(e.os, vmem_procs_find(t, 9), &len);
     assert_non_null(strstr(s, "State:\tZ (zombie)\n"));
     free(s);
     linux_tasks_put(e.os, t);
@@ -339,7 +339,7 @@ static void test_status(void **state)
 
 /* ---- hostile structures ---------------------------------------------- */
 
-static struct linux_tasks *open_tasks(struct env *e)
+static struct vmem_procs *open_tasks(struct env *e)
 {
     char why[256];
     if (!env_open(e, 0, why, sizeof why))
@@ -359,7 +359,7 @@ static void test_tasks_loop_to_middle(void **state)
     uint64_t second = fg_rv64(&e.g, first);
     uint64_t last = fg_rv64(&e.g, head + 8);
     fg_wv64(&e.g, last, second);
-    struct linux_tasks *t = open_tasks(&e);
+    struct vmem_procs *t = open_tasks(&e);
     assert_true(t->truncated);
     assert_int_equal(t->n, 6);
     linux_tasks_put(e.os, t);
@@ -374,7 +374,7 @@ static void test_tasks_self_loop(void **state)
     uint64_t head = e.g.init_task + T_TASKS;
     uint64_t first = fg_rv64(&e.g, head);
     fg_wv64(&e.g, first, first);
-    struct linux_tasks *t = open_tasks(&e);
+    struct vmem_procs *t = open_tasks(&e);
     assert_true(t->truncated);
     assert_int_equal(t->n, 1);
     linux_tasks_put(e.os, t);
@@ -400,7 +400,7 @@ static void test_tasks_wild_pointers(void **state)
         uint64_t first = fg_rv64(&e.g, head);
         uint64_t second = fg_rv64(&e.g, first);
         fg_wv64(&e.g, second, wild[i]);
-        struct linux_tasks *t = open_tasks(&e);
+        struct vmem_procs *t = open_tasks(&e);
         assert_true(t->truncated);
         assert_int_equal(t->n, 2);
         linux_tasks_put(e.os, t);
@@ -420,8 +420,8 @@ static void test_tasks_absurd_fields(void **state)
     fg_wv64(&e.g, app + T_PARENT, 0xdead000000000000ull);
     fg_wv64(&e.g, app + T_CRED, 0xffff888000000000ull + FG_MEM);
     fg_wv32(&e.g, app + T_STATE, 0xffffffffu);
-    struct linux_tasks *t = open_tasks(&e);
-    const struct linux_task *k = linux_tasks_find(t, 7);
+    struct vmem_procs *t = open_tasks(&e);
+    const struct vmem_proc *k = vmem_procs_find(t, 7);
     assert_non_null(k);
     assert_int_equal(k->nthreads, 1);
     assert_int_equal(strlen(k->comm), 16);
@@ -452,9 +452,9 @@ static void test_maple_self_reference(void **state)
     uint64_t mm = fg_rv64(&e.g, e.app + T_MM);
     uint64_t root = maple_root_node(&e, mm);
     fg_wv64(&e.g, root + 80 + 8, fg_enode(root, 3));     /* slot 1 -> root */
-    struct linux_tasks *t = open_tasks(&e);
+    struct vmem_procs *t = open_tasks(&e);
     size_t len;
-    char *m = linux_os_maps(e.os, linux_tasks_find(t, 7), &len);
+    char *m = linux_os_maps(e.os, vmem_procs_find(t, 7), &len);
     assert_non_null(m);
     /* Leaf 0 still reads; the bad branch is dropped. */
     assert_memory_equal(m, fg_app_maps, 3 * 82);
@@ -487,9 +487,9 @@ static void test_maple_too_deep(void **state)
     }
     fg_wv64(g, mm + MM_MT + 8, fg_enode(first, 2) | 2);
     fg_task_new(g, 30, 0, "deep", mm, 1, 0);
-    struct linux_tasks *t = open_tasks(&e);
+    struct vmem_procs *t = open_tasks(&e);
     size_t len;
-    char *m = linux_os_maps(e.os, linux_tasks_find(t, 30), &len);
+    char *m = linux_os_maps(e.os, vmem_procs_find(t, 30), &len);
     assert_non_null(m);
     assert_int_equal(len, 0);
     free(m);
@@ -517,9 +517,9 @@ static void test_maple_absurd(void **state)
                 fg_wv64(g, leaf0 + 8 + 8 * (uint64_t)i, UINT64_MAX - (uint64_t)i);
             break;
         }
-        struct linux_tasks *t = open_tasks(&e);
+        struct vmem_procs *t = open_tasks(&e);
         size_t len;
-        char *m = linux_os_maps(e.os, linux_tasks_find(t, 7), &len);
+        char *m = linux_os_maps(e.os, vmem_procs_find(t, 7), &len);
         assert_non_null(m);
         assert_int_equal(strlen(m), len);
         free(m);
@@ -544,9 +544,9 @@ static void test_dentry_cycle(void **state)
     uint64_t v = fg_vma_new(g, mm, 0x10000, 0x11000, 0x71, f, 0);
     assert_true(fg_mm_set_vmas(g, mm, &v, 1, 5));
     fg_task_new(g, 31, 0, "cyc", mm, 1, 0);
-    struct linux_tasks *t = open_tasks(&e);
+    struct vmem_procs *t = open_tasks(&e);
     size_t len;
-    char *m = linux_os_maps(e.os, linux_tasks_find(t, 31), &len);
+    char *m = linux_os_maps(e.os, vmem_procs_find(t, 31), &len);
     assert_non_null(m);
     assert_true(len < 8192);
     assert_memory_equal(m, "00010000-00011000 r--p 00000000 00:01 1 ", 40);
@@ -565,9 +565,9 @@ static void test_mmap_list_loop(void **state)
     uint64_t second = fg_rv64(&e.g, first + V_NEXT);
     uint64_t third = fg_rv64(&e.g, second + V_NEXT);
     fg_wv64(&e.g, third + V_NEXT, first);
-    struct linux_tasks *t = open_tasks(&e);
+    struct vmem_procs *t = open_tasks(&e);
     size_t len;
-    char *m = linux_os_maps(e.os, linux_tasks_find(t, 7), &len);
+    char *m = linux_os_maps(e.os, vmem_procs_find(t, 7), &len);
     assert_memory_equal(m, fg_app_maps, 3 * 82);
     assert_int_equal(len, 3 * 82);
     free(m);
@@ -648,7 +648,7 @@ static void test_symbols_dir(void **state)
     write_file(path, e.g.isf_json, e.g.isf_len);
 
     e.vm = fg_vm(&e.g, 0);
-    struct linux_options lo = {.symbols_dir = tmpdir};
+    struct vmem_os_options lo = {.symbols_dir = tmpdir};
     e.os = linux_os_open(e.vm, &lo, why, sizeof why);
     if (!e.os)
         fail_msg("open: %s", why);
@@ -660,7 +660,7 @@ static void test_symbols_dir(void **state)
     linux_os_close(e.os);
 
     /* --profile FILE */
-    lo = (struct linux_options){.profile = path};
+    lo = (struct vmem_os_options){.profile = path};
     e.os = linux_os_open(e.vm, &lo, why, sizeof why);
     assert_non_null(e.os);
     linux_os_close(e.os);
@@ -668,7 +668,7 @@ static void test_symbols_dir(void **state)
 
     /* Only the other kernel's profile: no match, said so. */
     unlink(path);
-    lo = (struct linux_options){.symbols_dir = tmpdir};
+    lo = (struct vmem_os_options){.symbols_dir = tmpdir};
     assert_null(linux_os_open(e.vm, &lo, why, sizeof why));
     assert_non_null(strstr(why, "no profile in"));
     assert_non_null(strstr(why, "matches 'Linux version 9.9.9-vmemfs-fake"));
@@ -678,7 +678,7 @@ static void test_symbols_dir(void **state)
     free(json);
 
     /* No profile at all. */
-    lo = (struct linux_options){0};
+    lo = (struct vmem_os_options){0};
     assert_null(linux_os_open(e.vm, &lo, why, sizeof why));
     assert_non_null(strstr(why, "no kernel profile"));
     env_free(&e);
@@ -695,12 +695,12 @@ static void test_many_tasks(void **state)
         snprintf(comm, sizeof comm, "w%u", pid);
         assert_true(fg_task_new(&e.g, pid, 0, comm, 0, 1, 0) != 0);
     }
-    struct linux_tasks *t = open_tasks(&e);
+    struct vmem_procs *t = open_tasks(&e);
     assert_false(t->truncated);
     assert_int_equal(t->n, 1006);
     for (size_t i = 1; i < t->n; i++)
-        assert_true(t->task[i - 1].pid < t->task[i].pid);
-    assert_string_equal(linux_tasks_find(t, 777)->comm, "w777");
+        assert_true(t->proc[i - 1].pid < t->proc[i].pid);
+    assert_string_equal(vmem_procs_find(t, 777)->comm, "w777");
     linux_tasks_put(e.os, t);
     env_free(&e);
 }
@@ -1104,7 +1104,7 @@ static void check_i386(bool pae, uint64_t cr3_off, const char *mode_from)
     const uint64_t dtb = G32_IMG + G32_X_PGD;
     uint64_t cr3 = cr3_off == 1 ? dtb : cr3_off == 2 ? g.app_dtb : 0;
     struct vm *vm = g32_vm(&g, cr3);
-    struct linux_options lo = {.isf = g.isf};
+    struct vmem_os_options lo = {.isf = g.isf};
     char why[256] = "";
     struct linux_os *os = linux_os_open(vm, &lo, why, sizeof why);
     if (!os)
@@ -1126,11 +1126,11 @@ static void check_i386(bool pae, uint64_t cr3_off, const char *mode_from)
         assert_non_null(strstr(jstr(o, "cr3_check"), "maps the kernel the same way"));
     json_object_put(o);
 
-    struct linux_tasks *t = linux_os_tasks(os);
+    struct vmem_procs *t = linux_os_tasks(os);
     assert_non_null(t);
     assert_int_equal(t->n, 2);
     assert_false(t->truncated);
-    const struct linux_task *init = linux_tasks_find(t, 1), *kt = linux_tasks_find(t, 2);
+    const struct vmem_proc *init = vmem_procs_find(t, 1), *kt = vmem_procs_find(t, 2);
     assert_non_null(init);
     assert_non_null(kt);
     assert_string_equal(init->comm, "init32");
@@ -1202,13 +1202,13 @@ static void test_i386_hostile(void **state)
     struct g32 g;
     g32_build(&g, true);
     struct vm *vm = g32_vm(&g, 0);
-    struct linux_options lo = {.isf = g.isf};
+    struct vmem_os_options lo = {.isf = g.isf};
     char why[256] = "";
     struct linux_os *os = linux_os_open(vm, &lo, why, sizeof why);
     if (!os)
         fail_msg("open: %s", why);
-    struct linux_tasks *t = linux_os_tasks(os);
-    const struct linux_task *init = linux_tasks_find(t, 1);
+    struct vmem_procs *t = linux_os_tasks(os);
+    const struct vmem_proc *init = vmem_procs_find(t, 1);
     assert_non_null(init);
     /* The leaf's parent names another tree: stale, skipped. */
     uint64_t root;

@@ -42,6 +42,7 @@
 #include "core/os/linux/linux.h"
 #include "core/arch/x86/paging.h"
 #include "core/phys/vm.h"
+#include "drivers/registry.h"
 
 #define PATTERN_KEY 0x564d454d46530000ull
 
@@ -62,7 +63,7 @@ struct fixture {
     struct truth *truth;
     struct vm *vm;
     struct linux_os *os;
-    struct linux_tasks *tasks;
+    struct vmem_procs *tasks;
     double open_s, tasks_s;
 };
 
@@ -171,12 +172,12 @@ static int setup(void **state)
     snprintf(spec, sizeof spec, "file:%s/%s", dir, file && *file ? file : "guest.elf");
     struct vm_options vo;
     vm_options_default(&vo);
-    fx->vm = vm_open("g", spec, &vo, err, sizeof err);
+    fx->vm = vmem_vm_open("g", spec, &vo, err, sizeof err);
     if (!fx->vm) {
         print_error("%s\n", err);
         return -1;
     }
-    struct linux_options lo = {.symbols_dir = isf_dir};
+    struct vmem_os_options lo = {.symbols_dir = isf_dir};
     double t0 = now_s();
     fx->os = linux_os_open(fx->vm, &lo, err, sizeof err);
     double t1 = now_s();
@@ -285,7 +286,7 @@ static void test_processes(void **state)
     unsigned bad = 0, kworker_gone = 0;
     for (size_t i = 0; i < t->nproc; i++) {
         const struct proc *p = &t->proc[i];
-        const struct linux_task *k = linux_tasks_find(fx->tasks, p->pid);
+        const struct vmem_proc *k = vmem_procs_find(fx->tasks, p->pid);
         if (!k) {
             if (strncmp(p->comm, "kworker/", 8) == 0) {
                 kworker_gone++;      /* kworkers may come and go */
@@ -309,7 +310,7 @@ static void test_processes(void **state)
     }
     /* Ours beyond the guest's list: only kworkers started since. */
     for (size_t i = 0; i < fx->tasks->n; i++) {
-        const struct linux_task *k = &fx->tasks->task[i];
+        const struct vmem_proc *k = &fx->tasks->proc[i];
         bool found = false;
         for (size_t j = 0; j < t->nproc && !found; j++)
             found = t->proc[j].pid == k->pid;
@@ -373,7 +374,7 @@ static void test_patterns(void **state)
     unsigned bad = 0;
     for (size_t i = 0; i < t->npat; i++) {
         const struct pattern *p = &t->pat[i];
-        const struct linux_task *k = linux_tasks_find(fx->tasks, p->pid);
+        const struct vmem_proc *k = vmem_procs_find(fx->tasks, p->pid);
         assert_non_null(k);
         assert_false(k->kernel_thread);
         struct vmem_as *as = vmem_as_new(linux_os_paging_mode(fx->os), k->dtb, &rd);
@@ -412,7 +413,7 @@ static void test_maps(void **state)
     assert_true(t->nmaps > 0);
     unsigned bad = 0;
     for (size_t i = 0; i < t->nmaps; i++) {
-        const struct linux_task *k = linux_tasks_find(fx->tasks, t->maps[i].pid);
+        const struct vmem_proc *k = vmem_procs_find(fx->tasks, t->maps[i].pid);
         assert_non_null(k);
         size_t len;
         char *m = linux_os_maps(fx->os, k, &len);
@@ -434,7 +435,7 @@ static void test_status(void **state)
     struct fixture *fx = need(state);
     struct truth *t = fx->truth;
     for (size_t i = 0; i < t->nmaps; i++) {
-        const struct linux_task *k = linux_tasks_find(fx->tasks, t->maps[i].pid);
+        const struct vmem_proc *k = vmem_procs_find(fx->tasks, t->maps[i].pid);
         assert_non_null(k);
         size_t len;
         char *s = linux_os_status(fx->os, k, &len);
@@ -453,7 +454,7 @@ static void test_status(void **state)
         free(s);
     }
     /* A kernel thread has no maps. */
-    const struct linux_task *kt = linux_tasks_find(fx->tasks, 2);
+    const struct vmem_proc *kt = vmem_procs_find(fx->tasks, 2);
     assert_non_null(kt);
     assert_true(kt->kernel_thread);
     size_t len = 1;

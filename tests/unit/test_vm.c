@@ -18,6 +18,7 @@
 #include "core/phys/guard.h"
 #include "core/arch/x86/paging.h"
 #include "core/phys/vm.h"
+#include "drivers/registry.h"
 
 #define MEM_SIZE 0x40000u
 #define GFN_MISSING 0x6u       /* inside a range, but the source lacks it */
@@ -265,11 +266,11 @@ static void test_names(void **state)
     struct vm_options o;
     vm_options_default(&o);
     char err[256];
-    assert_null(vm_open("../x", "file:/dev/null", &o, err, sizeof err));
+    assert_null(vmem_vm_open("../x", "file:/dev/null", &o, err, sizeof err));
     assert_non_null(strstr(err, "not valid"));
-    assert_null(vm_open("x", "nosuch:thing", &o, err, sizeof err));
+    assert_null(vmem_vm_open("x", "nosuch:thing", &o, err, sizeof err));
     assert_non_null(strstr(err, "unknown driver"));
-    assert_null(vm_open("x", "noscheme", &o, err, sizeof err));
+    assert_null(vmem_vm_open("x", "noscheme", &o, err, sizeof err));
 }
 
 /* Virtual reads: a 4-level page table built in the in-memory guest maps

@@ -11,7 +11,7 @@
 
 #include "core/os/linux/internal.h"
 
-static char *read_area(struct linux_os *os, const struct linux_task *t, long start_off,
+static char *read_area(struct linux_os *os, const struct vmem_proc *t, long start_off,
                        long end_off, bool cmdline, size_t *len)
 {
     struct sbuf out = {0};
@@ -50,12 +50,12 @@ static char *read_area(struct linux_os *os, const struct linux_task *t, long sta
     return sb_finish(&out, len);
 }
 
-char *linux_os_cmdline(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_cmdline(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     return read_area(os, t, os->o.mm_arg_start, os->o.mm_arg_end, true, len);
 }
 
-char *linux_os_environ(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_environ(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     return read_area(os, t, os->o.mm_env_start, os->o.mm_env_end, false, len);
 }

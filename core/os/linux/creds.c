@@ -24,7 +24,7 @@ static void kb_line(struct sbuf *out, const char *key, uint64_t pages)
     sb_printf(out, "%s\t%8" PRIu64 " kB\n", key, pages << 2);   /* 4 KiB pages */
 }
 
-void lx_status_mem(struct linux_os *os, const struct linux_task *t, struct sbuf *out)
+void lx_status_mem(struct linux_os *os, const struct vmem_proc *t, struct sbuf *out)
 {
     const struct lx_offsets *o = &os->o;
     uint64_t mm = t->mm_gva, total = 0, hiwater_vm = 0, hiwater_rss = 0, locked = 0,
@@ -72,7 +72,7 @@ static bool ns_inum(struct linux_os *os, uint64_t ns, long ns_off, uint32_t *inu
     return lx_kread32(os, ns + (uint64_t)ns_off + (uint64_t)o->ns_inum, inum) == 0;
 }
 
-void lx_status_more(struct linux_os *os, const struct linux_task *t, struct sbuf *out)
+void lx_status_more(struct linux_os *os, const struct vmem_proc *t, struct sbuf *out)
 {
     const struct lx_offsets *o = &os->o;
     uint64_t cred = 0;

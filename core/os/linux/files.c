@@ -46,7 +46,7 @@ void lx_file_name(struct linux_os *os, uint64_t file, struct sbuf *out)
     lx_path_text(os, vfsmnt, dentry, out);
 }
 
-char *linux_os_exe(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_exe(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     struct sbuf out = {0};
     uint64_t file = 0;
@@ -67,7 +67,7 @@ char *linux_os_exe(struct linux_os *os, const struct linux_task *t, size_t *len)
     return sb_finish(&out, len);
 }
 
-static char *fs_path(struct linux_os *os, const struct linux_task *t, long which, size_t *len)
+static char *fs_path(struct linux_os *os, const struct vmem_proc *t, long which, size_t *len)
 {
     const struct lx_offsets *o = &os->o;
     struct sbuf out = {0};
@@ -94,12 +94,12 @@ static char *fs_path(struct linux_os *os, const struct linux_task *t, long which
     return sb_finish(&out, len);
 }
 
-char *linux_os_cwd(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_cwd(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     return fs_path(os, t, os->o.fs_pwd, len);
 }
 
-char *linux_os_root(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_root(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     return fs_path(os, t, os->o.fs_root, len);
 }
@@ -178,7 +178,7 @@ static void fds_line(void *ctx, unsigned fd, uint64_t file, bool cloexec)
     sb_put(c->out, "\n", 1);
 }
 
-char *linux_os_fds(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_fds(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     struct sbuf out = {0};
     struct fds_ctx c = {os, &out};

@@ -132,7 +132,7 @@ struct lx_offsets {
 };
 
 struct snap {
-    struct linux_tasks pub;
+    struct vmem_procs pub;
     atomic_int refs;
     uint64_t taken_ns;
 };
@@ -237,8 +237,8 @@ void lx_path_text(struct linux_os *os, uint64_t vfsmnt, uint64_t dentry, struct 
 void lx_file_name(struct linux_os *os, uint64_t file, struct sbuf *out);
 
 /* ---- creds.c: status lines ----------------------------------------------- */
-void lx_status_mem(struct linux_os *os, const struct linux_task *t, struct sbuf *out);
-void lx_status_more(struct linux_os *os, const struct linux_task *t, struct sbuf *out);
+void lx_status_mem(struct linux_os *os, const struct vmem_proc *t, struct sbuf *out);
+void lx_status_more(struct linux_os *os, const struct vmem_proc *t, struct sbuf *out);
 
 /* ---- files.c: descriptor tables ---------------------------------------- */
 int lx_fd_walk(struct linux_os *os, uint64_t task,
@@ -254,7 +254,7 @@ size_t lx_uread(struct linux_os *os, uint64_t dtb, uint64_t gva, void *buf, size
 void lx_vcpu_hint(struct vm *vm, struct vcpu_hint *h);
 const char *lx_mode_name(enum vmem_paging_mode m);
 void lx_cr3_crosscheck(struct linux_os *os, const struct vcpu_hint *h, uint64_t s_banner);
-bool lx_scan_for_kernel(struct linux_os *os, const struct linux_options *opt,
+bool lx_scan_for_kernel(struct linux_os *os, const struct vmem_os_options *opt,
                         struct scan_state *s, const struct vcpu_hint *hint);
 
 /* ---- tasks.c ----------------------------------------------------------- */
@@ -262,12 +262,12 @@ void lx_snap_put(struct snap *s);
 const char *lx_state_name(char letter);
 char lx_state_letter(uint64_t state, uint32_t exit_state);
 /* One task_struct at gva into t.  False when its block cannot be read. */
-bool lx_read_task(struct linux_os *os, uint64_t gva, struct linux_task *t);
+bool lx_read_task(struct linux_os *os, uint64_t gva, struct vmem_proc *t);
 
 /* ---- pidns.c ------------------------------------------------------------ */
 /* Compare the task list in l with init_pid_ns's pid table: flag the tasks
  * the table lacks, add (flagged) the leaders only the table has. */
-void lx_pidtable_compare(struct linux_os *os, struct linux_tasks *l);
+void lx_pidtable_compare(struct linux_os *os, struct vmem_procs *l);
 /* Every struct pid in init_pid_ns.idr, in index order; false when the
  * tree could not be read whole (a bad node, a loop, a bound). */
 bool lx_pidtable_walk(struct linux_os *os, void (*fn)(void *ctx, uint64_t pid), void *ctx);

@@ -68,7 +68,7 @@ uint64_t lx_sym(const struct linux_os *os, const char *name)
     return a + os->vshift;
 }
 
-struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
+struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
                                char *why, size_t whylen)
 {
     struct linux_os *os = calloc(1, sizeof *os);
@@ -172,7 +172,7 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
 void lx_snap_put(struct snap *s)
 {
     if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
-        free(s->pub.task);
+        free(s->pub.proc);
         free(s);
     }
 }
@@ -236,7 +236,7 @@ void linux_os_describe(struct linux_os *os, struct json_object *out)
     json_object_object_add(out, "paging_from", json_object_new_string(os->mode_source));
     json_object_object_add(out, "cr3_check", json_object_new_string(os->cr3_check));
     json_object_object_add(out, "init_task", hexobj(os->init_task));
-    struct linux_tasks *t = linux_os_tasks(os);
+    struct vmem_procs *t = linux_os_tasks(os);
     if (t) {
         json_object_object_add(out, "processes", json_object_new_int64((int64_t)t->n));
         json_object_object_add(out, "process_list_truncated",

@@ -27,31 +27,23 @@
 #include <stdint.h>
 
 #include "core/arch/x86/paging.h"
+#include "core/os/os.h"
 
 struct vm;
 struct json_object;
 
 struct isf;
 
-struct linux_options {
-    const char *symbols_dir;    /* --symbols DIR: ISF chosen by banner (NULL: none) */
-    const char *profile;        /* --profile FILE: this ISF, banner unchecked */
-    /* A profile already loaded (isf.h), used as --profile is (banner
-     * unchecked), borrowed: the caller keeps it alive until linux_os_close.
-     * Lets VMs running one kernel share one profile, and tests and fuzz
-     * targets use one built in memory.  Wins over profile and symbols_dir. */
-    const struct isf *isf;
-    uint64_t tasks_max_age_ns;  /* live VMs: re-walk the task list when older
-                                   (0: 1 s); dumps are walked once */
-};
-
 struct linux_os;
+
+/* The OS-layer implementation (core/os/os.h) over the functions below. */
+extern const struct vmem_os_ops linux_os_ops;
 
 /* Recognise a Linux guest in vm and load its profile.  NULL when that is not
  * possible, with `why` saying so in one line for the log and info.json
  * ("no Linux kernel banner in physical memory", "no profile in DIR matches
  * 'Linux version 6.1.0-50-cloud-amd64 ...'", ...).  Keeps a reference to vm. */
-struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
+struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
                                char *why, size_t whylen);
 void linux_os_close(struct linux_os *os);
 
@@ -59,41 +51,17 @@ void linux_os_close(struct linux_os *os);
 enum vmem_paging_mode linux_os_paging_mode(const struct linux_os *os);
 uint64_t linux_os_kernel_dtb(const struct linux_os *os);
 
-/* One process (thread-group leader) as read from the guest. */
-struct linux_task {
-    uint32_t pid;               /* tgid of the group: the /proc number */
-    uint32_t ppid;              /* real_parent's tgid */
-    uint32_t uid, euid;
-    uint32_t nthreads;          /* threads in the group (>= 1) */
-    char comm[17];              /* NUL-terminated, printable */
-    char state;                 /* 'R' 'S' 'D' 'T' 't' 'Z' 'X' 'P' 'I' as /proc shows */
-    bool kernel_thread;         /* no mm: no vmem, no maps */
-    uint64_t task_gva;          /* the leader's task_struct */
-    uint64_t mm_gva;            /* its mm_struct, 0 for kernel threads */
-    uint64_t dtb;               /* gpa of mm->pgd (the kernel copy, which maps
-                                   user space too; PTI's user copy is +4 KiB),
-                                   0 for kernel threads */
-    uint32_t flags;             /* LINUX_TASK_*: how the process was found */
-};
-/* Found in the kernel's pid table (init_pid_ns.idr) but not on the task
- * list: unlinked from init_task.tasks, a classic way to hide a process. */
-#define LINUX_TASK_HIDDEN_FROM_LIST   0x1u
-/* On the task list but not in the pid table (only set when the pid table
- * could be read whole). */
-#define LINUX_TASK_NOT_IN_PID_TABLE   0x2u
-
-/* A snapshot of the process list, sorted by pid, counted: the fs layer holds
- * one while it answers a readdir or a lookup.  Immutable sources are walked
- * once; live ones again when the snapshot is older than tasks_max_age_ns or
- * after linux_os_flush. */
-struct linux_tasks {
-    size_t n;
-    struct linux_task *task;
-    bool truncated;             /* the walk hit a bound or a bad pointer */
-};
-struct linux_tasks *linux_os_tasks(struct linux_os *os);    /* +1 reference */
-void linux_tasks_put(struct linux_os *os, struct linux_tasks *t);
-const struct linux_task *linux_tasks_find(const struct linux_tasks *t, uint32_t pid);
+/* The process list (core/os/os.h's snapshot contract): immutable sources
+ * are walked once; live ones again when the snapshot is older than
+ * tasks_max_age_ns or after linux_os_flush. */
+struct vmem_procs *linux_os_tasks(struct linux_os *os);    /* +1 reference */
+void linux_tasks_put(struct linux_os *os, struct vmem_procs *t);
+/* Linux's reasons for VMEM_PROC_HIDDEN (set with it): found in the pid
+ * table (init_pid_ns.idr) but not on the task list, a classic way to hide
+ * a process; or on the task list but not in the pid table (only said when
+ * the pid table could be read whole). */
+#define LINUX_TASK_HIDDEN_FROM_LIST   0x100u
+#define LINUX_TASK_NOT_IN_PID_TABLE   0x200u
 
 /* Forget the snapshot (the guest ran). */
 void linux_os_flush(struct linux_os *os);
@@ -102,8 +70,8 @@ void linux_os_flush(struct linux_os *os);
  * included) and proc/<pid>/status ("Name:", "State:", "Tgid:", "Pid:",
  * "PPid:", "Uid:", "Threads:", "Dtb:", ...).  malloc'd, *len set; NULL on
  * ENOMEM.  A task whose structures cannot be read gives what could be read. */
-char *linux_os_maps(struct linux_os *os, const struct linux_task *t, size_t *len);
-char *linux_os_status(struct linux_os *os, const struct linux_task *t, size_t *len);
+char *linux_os_maps(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_status(struct linux_os *os, const struct vmem_proc *t, size_t *len);
 
 /* The responder's files (issue 11), same contract: malloc'd text, *len set;
  * NULL with errno set (EIO: nothing of it could be read; ENOENT: the
@@ -114,13 +82,13 @@ char *linux_os_status(struct linux_os *os, const struct linux_task *t, size_t *l
  *   fds               "<fd>\t<pos>\t<flags octal>\t<path>" per descriptor
  *   threads           "<tid>\t<state letter>\t<name>" per thread
  */
-char *linux_os_cmdline(struct linux_os *os, const struct linux_task *t, size_t *len);
-char *linux_os_environ(struct linux_os *os, const struct linux_task *t, size_t *len);
-char *linux_os_exe(struct linux_os *os, const struct linux_task *t, size_t *len);
-char *linux_os_cwd(struct linux_os *os, const struct linux_task *t, size_t *len);
-char *linux_os_root(struct linux_os *os, const struct linux_task *t, size_t *len);
-char *linux_os_fds(struct linux_os *os, const struct linux_task *t, size_t *len);
-char *linux_os_threads(struct linux_os *os, const struct linux_task *t, size_t *len);
+char *linux_os_cmdline(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_environ(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_exe(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_cwd(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_root(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_fds(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_threads(struct linux_os *os, const struct vmem_proc *t, size_t *len);
 
 /* Kernel-wide files, in the guest's /proc formats where one exists:
  *   modules   /proc/modules          dmesg     what `dmesg` prints

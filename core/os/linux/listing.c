@@ -26,7 +26,7 @@ struct row {
     char *cmdline;
 };
 
-static void fill_row(struct linux_os *os, const struct linux_task *t, struct row *r)
+static void fill_row(struct linux_os *os, const struct vmem_proc *t, struct row *r)
 {
     const struct lx_offsets *o = &os->o;
     memset(r, 0, sizeof *r);
@@ -63,14 +63,14 @@ static const char *const id_names[8] = {"uid", "euid", "suid", "fsuid",
 
 char *linux_os_processes_json(struct linux_os *os, size_t *len)
 {
-    struct linux_tasks *l = linux_os_tasks(os);
+    struct vmem_procs *l = linux_os_tasks(os);
     if (!l) {
         errno = ENOMEM;
         return NULL;
     }
     json_object *arr = json_object_new_array();
     for (size_t i = 0; arr && i < l->n; i++) {
-        const struct linux_task *t = &l->task[i];
+        const struct vmem_proc *t = &l->proc[i];
         struct row r;
         char hex[32];
         fill_row(os, t, &r);
@@ -134,7 +134,7 @@ static void csv_field(struct sbuf *out, const char *s)
 
 char *linux_os_processes_csv(struct linux_os *os, size_t *len)
 {
-    struct linux_tasks *l = linux_os_tasks(os);
+    struct vmem_procs *l = linux_os_tasks(os);
     if (!l) {
         errno = ENOMEM;
         return NULL;
@@ -143,7 +143,7 @@ char *linux_os_processes_csv(struct linux_os *os, size_t *len)
     sb_printf(&out, "pid,ppid,name,state,uid,euid,suid,fsuid,gid,egid,sgid,fsgid,threads,"
               "start_ticks,kernel_thread,dtb,task,cmdline,flags\n");
     for (size_t i = 0; i < l->n; i++) {
-        const struct linux_task *t = &l->task[i];
+        const struct vmem_proc *t = &l->proc[i];
         struct row r;
         fill_row(os, t, &r);
         sb_printf(&out, "%u,%u,", t->pid, t->ppid);

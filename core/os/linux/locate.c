@@ -399,7 +399,7 @@ static void remember_banner(struct scan_state *s, const char *b)
 }
 
 /* One banner occurrence.  Returns true when the OS is established. */
-static bool try_banner(struct linux_os *os, const struct linux_options *opt,
+static bool try_banner(struct linux_os *os, const struct vmem_os_options *opt,
                        struct scan_state *s, uint64_t gpa, const char *banner,
                        const struct vcpu_hint *hint)
 {
@@ -468,7 +468,7 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
 
 /* Look for banners in buf[0, n) (physically contiguous from gpa), at
  * starts below limit (the rest is overlap to finish a banner). */
-static bool scan_buf(struct linux_os *os, const struct linux_options *opt,
+static bool scan_buf(struct linux_os *os, const struct vmem_os_options *opt,
                      struct scan_state *s, const struct vcpu_hint *hint,
                      const uint8_t *buf, size_t n, size_t limit, uint64_t gpa)
 {
@@ -496,7 +496,7 @@ static bool scan_buf(struct linux_os *os, const struct linux_options *opt,
 }
 
 /* Scan guest-physical [start, end) in SCAN_CHUNK pieces. */
-static bool scan_phys(struct linux_os *os, const struct linux_options *opt,
+static bool scan_phys(struct linux_os *os, const struct vmem_os_options *opt,
                       struct scan_state *s, const struct vcpu_hint *hint,
                       uint64_t start, uint64_t end, uint8_t *buf)
 {
@@ -518,7 +518,7 @@ static bool scan_phys(struct linux_os *os, const struct linux_options *opt,
 
 /* A forced profile says where, modulo CONFIG_PHYSICAL_ALIGN, the banner
  * must be: probe that one spot of every 2 MiB of RAM first. */
-static bool scan_stride(struct linux_os *os, const struct linux_options *opt,
+static bool scan_stride(struct linux_os *os, const struct vmem_os_options *opt,
                         struct scan_state *s, const struct vcpu_hint *hint)
 {
     uint64_t sym;
@@ -553,7 +553,7 @@ static bool scan_stride(struct linux_os *os, const struct linux_options *opt,
  * [__START_KERNEL_map, +1 GiB) virtually.  Scan those frames first (tens of
  * MiB, not all of RAM).  The root may be PTI's user copy (+4 KiB), which
  * maps little of the kernel: try the kernel copy too. */
-static bool scan_cr3(struct linux_os *os, const struct linux_options *opt,
+static bool scan_cr3(struct linux_os *os, const struct vmem_os_options *opt,
                      struct scan_state *s, const struct vcpu_hint *hint, uint8_t *buf)
 {
     if (!hint->have || !hint->pae)      /* no x86-64 root without PAE */
@@ -607,7 +607,7 @@ static bool scan_cr3(struct linux_os *os, const struct linux_options *opt,
     return false;
 }
 
-bool lx_scan_for_kernel(struct linux_os *os, const struct linux_options *opt,
+bool lx_scan_for_kernel(struct linux_os *os, const struct vmem_os_options *opt,
                             struct scan_state *s, const struct vcpu_hint *hint)
 {
     if (scan_stride(os, opt, s, hint))

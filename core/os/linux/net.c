@@ -159,12 +159,12 @@ char *linux_os_net(struct linux_os *os, const char *which, size_t *len)
         sb_printf(&out, "  sl  local_address                         remote_address          "
                   "              st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
                   "inode ref pointer drops\n");
-    struct linux_tasks *l = linux_os_tasks(os);
+    struct vmem_procs *l = linux_os_tasks(os);
     bool cut_any = false;
     for (size_t i = 0; l && i < l->n; i++) {
         bool cut = false;
-        if (!l->task[i].kernel_thread)
-            lx_fd_walk(os, l->task[i].task_gva, sock_line, &c, &cut);
+        if (!l->proc[i].kernel_thread)
+            lx_fd_walk(os, l->proc[i].task_gva, sock_line, &c, &cut);
         cut_any |= cut;
     }
     if (l)

@@ -77,7 +77,7 @@ bool lx_pidtable_walk(struct linux_os *os, void (*fn)(void *ctx, uint64_t pid), 
 
 struct cmp_ctx {
     struct linux_os *os;
-    struct linux_tasks *l;
+    struct vmem_procs *l;
     size_t listed;                              /* entries from the task list */
     bool *found;
     struct addrset leaders;                     /* tasks added already */
@@ -87,7 +87,7 @@ struct cmp_ctx {
 
 static int cmp_gva(const void *a, const void *b)
 {
-    const struct linux_task *x = a, *y = b;
+    const struct vmem_proc *x = a, *y = b;
     return x->task_gva < y->task_gva ? -1 : x->task_gva > y->task_gva;
 }
 
@@ -104,49 +104,49 @@ static void on_pid(void *ctx, uint64_t pid)
     if (lx_kfield32(os, task, o->task_pid, &tid) < 0 ||
         lx_kfield32(os, task, o->task_tgid, &tgid) < 0 || tid != tgid || !tid)
         return;                                 /* a thread: its leader counts */
-    struct linux_task key = {.task_gva = task};
-    struct linux_task *hit = bsearch(&key, c->l->task, c->listed, sizeof key, cmp_gva);
+    struct vmem_proc key = {.task_gva = task};
+    struct vmem_proc *hit = bsearch(&key, c->l->proc, c->listed, sizeof key, cmp_gva);
     if (hit) {
-        c->found[hit - c->l->task] = true;
+        c->found[hit - c->l->proc] = true;
         return;
     }
     if (addrset_add(&c->leaders, task) != 1)
         return;
-    struct linux_task t;
+    struct vmem_proc t;
     if (!lx_read_task(os, task, &t))
         return;
     if (c->l->n == c->cap) {
         size_t ncap = c->cap ? c->cap * 2 : 64;
-        struct linux_task *nt = realloc(c->l->task, ncap * sizeof *nt);
+        struct vmem_proc *nt = realloc(c->l->proc, ncap * sizeof *nt);
         if (!nt) {
             c->oom = true;
             return;
         }
-        c->l->task = nt;
+        c->l->proc = nt;
         c->cap = ncap;
     }
-    t.flags |= LINUX_TASK_HIDDEN_FROM_LIST;
-    c->l->task[c->l->n++] = t;
+    t.flags |= LINUX_TASK_HIDDEN_FROM_LIST | VMEM_PROC_HIDDEN;
+    c->l->proc[c->l->n++] = t;
     vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': pid %u ('%s', task 0x%" PRIx64 ") is in "
                          "the pid table but not in the task list: hidden?",
                          vm_name(os->vm), t.pid, t.comm, task);
 }
 
-void lx_pidtable_compare(struct linux_os *os, struct linux_tasks *l)
+void lx_pidtable_compare(struct linux_os *os, struct vmem_procs *l)
 {
     const struct lx_offsets *o = &os->o;
-    if (o->pid_tasks == NONE || o->task_pid_links == NONE || !l->task)
+    if (o->pid_tasks == NONE || o->task_pid_links == NONE || !l->proc)
         return;
     struct cmp_ctx c = {.os = os, .l = l, .listed = l->n, .cap = l->n};
     c.found = calloc(l->n + 1, sizeof *c.found);
     if (!c.found)
         return;
-    qsort(l->task, l->n, sizeof *l->task, cmp_gva);
+    qsort(l->proc, l->n, sizeof *l->proc, cmp_gva);
     bool whole = lx_pidtable_walk(os, on_pid, &c);
     /* Only a table read whole can say a process is missing from it. */
     for (size_t i = 0; whole && !l->truncated && i < c.listed; i++)
         if (!c.found[i])
-            l->task[i].flags |= LINUX_TASK_NOT_IN_PID_TABLE;
+            l->proc[i].flags |= LINUX_TASK_NOT_IN_PID_TABLE | VMEM_PROC_HIDDEN;
     free(c.found);
     addrset_free(&c.leaders);
 }

@@ -193,7 +193,7 @@ static void maps_line(struct linux_os *os, const struct vma *v, uint64_t start_b
     sb_put(out, "\n", 1);
 }
 
-char *linux_os_maps(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_maps(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     struct sbuf out = {0};
     if (t->kernel_thread || !t->mm_gva)
@@ -237,7 +237,7 @@ char *linux_os_maps(struct linux_os *os, const struct linux_task *t, size_t *len
     return sb_finish(&out, len);
 }
 
-char *linux_os_status(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_status(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     const struct lx_offsets *o = &os->o;
     struct sbuf out = {0};

@@ -53,7 +53,7 @@ static void sanitize_comm(const char *in, char out[17])
 }
 
 /* One task_struct at gva into t.  False when its block cannot be read. */
-bool lx_read_task(struct linux_os *os, uint64_t gva, struct linux_task *t)
+bool lx_read_task(struct linux_os *os, uint64_t gva, struct vmem_proc *t)
 {
     const struct lx_offsets *o = &os->o;
     long fields[] = { o->task_pid, o->task_tgid, o->task_comm + 16, o->task_mm + 8,
@@ -130,7 +130,7 @@ bool lx_read_task(struct linux_os *os, uint64_t gva, struct linux_task *t)
 
 static int cmp_task(const void *a, const void *b)
 {
-    const struct linux_task *x = a, *y = b;
+    const struct vmem_proc *x = a, *y = b;
     return x->pid < y->pid ? -1 : x->pid > y->pid ? 1 :
            x->task_gva < y->task_gva ? -1 : x->task_gva > y->task_gva;
 }
@@ -144,8 +144,8 @@ static struct snap *walk_tasks(struct linux_os *os)
     atomic_init(&s->refs, 1);
     s->taken_ns = lx_now_ns();
     size_t cap = 256;
-    s->pub.task = malloc(cap * sizeof *s->pub.task);
-    if (!s->pub.task) {
+    s->pub.proc = malloc(cap * sizeof *s->pub.proc);
+    if (!s->pub.proc) {
         free(s);
         return NULL;
     }
@@ -165,22 +165,22 @@ static struct snap *walk_tasks(struct linux_os *os)
                 s->pub.truncated = true;
                 break;
             }
-            struct linux_task t;
+            struct vmem_proc t;
             if (!lx_read_task(os, next - off, &t)) {
                 s->pub.truncated = true;
                 break;
             }
             if (t.pid != 0) {          /* /proc does not show the idle task */
                 if (s->pub.n == cap) {
-                    struct linux_task *nt = realloc(s->pub.task, cap * 2 * sizeof *nt);
+                    struct vmem_proc *nt = realloc(s->pub.proc, cap * 2 * sizeof *nt);
                     if (!nt) {
                         s->pub.truncated = true;
                         break;
                     }
-                    s->pub.task = nt;
+                    s->pub.proc = nt;
                     cap *= 2;
                 }
-                s->pub.task[s->pub.n++] = t;
+                s->pub.proc[s->pub.n++] = t;
             }
             if (lx_kreadptr(os, next, &next) < 0) {
                 s->pub.truncated = true;
@@ -190,7 +190,7 @@ static struct snap *walk_tasks(struct linux_os *os)
     }
     addrset_free(&seen);
     lx_pidtable_compare(os, &s->pub);
-    qsort(s->pub.task, s->pub.n, sizeof *s->pub.task, cmp_task);
+    qsort(s->pub.proc, s->pub.n, sizeof *s->pub.proc, cmp_task);
     if (s->pub.truncated)
         vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list walk stopped "
                              "early after %zu tasks (bad pointer, loop or bound)",
@@ -198,7 +198,7 @@ static struct snap *walk_tasks(struct linux_os *os)
     return s;
 }
 
-struct linux_tasks *linux_os_tasks(struct linux_os *os)
+struct vmem_procs *linux_os_tasks(struct linux_os *os)
 {
     pthread_mutex_lock(&os->lock);
     struct snap *s = os->snap;
@@ -219,24 +219,11 @@ struct linux_tasks *linux_os_tasks(struct linux_os *os)
     return s ? &s->pub : NULL;
 }
 
-void linux_tasks_put(struct linux_os *os, struct linux_tasks *t)
+void linux_tasks_put(struct linux_os *os, struct vmem_procs *t)
 {
     (void)os;
     if (t)
         lx_snap_put((struct snap *)((char *)t - offsetof(struct snap, pub)));
-}
-
-const struct linux_task *linux_tasks_find(const struct linux_tasks *t, uint32_t pid)
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->task[mid].pid < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < t->n && t->task[lo].pid == pid ? &t->task[lo] : NULL;
 }
 
 void linux_os_flush(struct linux_os *os)

@@ -37,7 +37,7 @@ static void thread_line(struct linux_os *os, uint64_t task, struct sbuf *out)
     sb_printf(out, "%u\t%c\t%s\n", tid, lx_state_letter(state, exit_state), comm);
 }
 
-char *linux_os_threads(struct linux_os *os, const struct linux_task *t, size_t *len)
+char *linux_os_threads(struct linux_os *os, const struct vmem_proc *t, size_t *len)
 {
     const struct lx_offsets *o = &os->o;
     struct sbuf out = {0};

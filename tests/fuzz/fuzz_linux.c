@@ -3,7 +3,8 @@
  * corrupts the synthetic guest of fuzz_linux_guest.h (a KASLR'd kernel with
  * page tables, a task list, maple trees or vm_next lists, files, special
  * mappings), then the target finds the kernel, walks the task list and
- * reads every process's maps and status.  It must never crash, hang or
+ * reads every process's maps and status and the responder's files
+ * (cmdline ... threads, modules, dmesg, mounts, net, the listings).  It must never crash, hang or
  * leak, whatever the guest's structures say.
  *
  * Input layout (little-endian):
@@ -88,7 +89,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (m && strlen(m) != len)
                 abort();
             free(m);
+            char *(*const per[])(struct linux_os *, const struct vmem_proc *, size_t *) = {
+                linux_os_cmdline, linux_os_environ, linux_os_exe, linux_os_cwd,
+                linux_os_root, linux_os_fds, linux_os_threads};
+            for (size_t k = 0; k < sizeof per / sizeof per[0]; k++)
+                free(per[k](os, &t->proc[i], &len));
         }
+        size_t klen;
+        free(linux_os_modules(os, &klen));
+        free(linux_os_dmesg(os, &klen));
+        free(linux_os_kcmdline(os, &klen));
+        free(linux_os_mounts(os, &klen));
+        free(linux_os_net(os, "tcp", &klen));
+        free(linux_os_net(os, "unix", &klen));
+        free(linux_os_processes_json(os, &klen));
+        free(linux_os_processes_csv(os, &klen));
         if (t && t->n && !vmem_procs_find(t, t->proc[0].pid))
             abort();
         linux_tasks_put(os, t);

@@ -52,7 +52,8 @@
 #define FG_X_INIT_TASK  0x7000ull
 #define FG_X_L5         0x8000ull
 #define FG_X_SMN        0x9000ull           /* "special_mapping_name" */
-#define FG_X_END        0xa000ull
+#define FG_X_MODULES    0xa000ull           /* the `modules` list head */
+#define FG_X_END        0xb000ull
 
 #define FG_BANNER "Linux version 9.9.9-vmemfs-fake (test@vmemfs) (gcc) #1 SMP\n"
 
@@ -69,7 +70,13 @@
 #define T_CRED      0x58
 #define T_COMM      0x60
 #define T_SIGNAL    0x70
+#define T_FILES     0x80
 #define T_SIZE      0x100
+#define MOD_LIST    0x08            /* module: state@0, name@0x18[56], refcnt@0x60 */
+#define MOD_NAME    0x18
+#define MOD_REFCNT  0x60
+#define MOD_SIZE    0x80
+#define FS_FDT      0x20            /* files_struct.fdt; fdtable: max_fds@0, fd@8 */
 #define MM_MT       0x00            /* maple_tree: root @8, flags @16 */
 #define MM_MMAP     0x20            /* old layout only */
 #define MM_PGD      0x48
@@ -357,6 +364,20 @@ FG_FN void fg_build_isf(struct fg *g)
     fg_field(&j, &ff, "real_cred", T_CRED, PTR("cred"));
     fg_field(&j, &ff, "comm", T_COMM, ARR(16, BASE("char")));
     fg_field(&j, &ff, "signal", T_SIGNAL, PTR("signal_struct"));
+    fg_field(&j, &ff, "files", T_FILES, PTR("files_struct"));
+    fj(&j, "}}");
+    fg_type_begin(&j, &ft, "module", MOD_SIZE, &ff);
+    fg_field(&j, &ff, "state", 0, UI);
+    fg_field(&j, &ff, "list", MOD_LIST, STRUCT("list_head"));
+    fg_field(&j, &ff, "name", MOD_NAME, ARR(56, BASE("char")));
+    fg_field(&j, &ff, "refcnt", MOD_REFCNT, UI);
+    fj(&j, "}}");
+    fg_type_begin(&j, &ft, "files_struct", 0x40, &ff);
+    fg_field(&j, &ff, "fdt", FS_FDT, PTR("fdtable"));
+    fj(&j, "}}");
+    fg_type_begin(&j, &ft, "fdtable", 0x20, &ff);
+    fg_field(&j, &ff, "max_fds", 0, UI);
+    fg_field(&j, &ff, "fd", 8, VPTR);
     fj(&j, "}}");
     fg_type_begin(&j, &ft, "signal_struct", 0x40, &ff);
     fg_field(&j, &ff, "nr_threads", 8, BASE("int"));
@@ -470,7 +491,8 @@ FG_FN void fg_build_isf(struct fg *g)
     fj(&j, "\"init_top_pgt\":{\"address\":%llu},", (unsigned long long)(FG_KMAP + FG_X_PGT));
     fj(&j, "\"init_task\":{\"address\":%llu},", (unsigned long long)(FG_KMAP + FG_X_INIT_TASK));
     fj(&j, "\"__pgtable_l5_enabled\":{\"address\":%llu},", (unsigned long long)(FG_KMAP + FG_X_L5));
-    fj(&j, "\"special_mapping_name\":{\"address\":%llu}", (unsigned long long)(FG_KMAP + FG_X_SMN));
+    fj(&j, "\"special_mapping_name\":{\"address\":%llu},", (unsigned long long)(FG_KMAP + FG_X_SMN));
+    fj(&j, "\"modules\":{\"address\":%llu}", (unsigned long long)(FG_KMAP + FG_X_MODULES));
     fj(&j, "}}");
     g->isf_json = j.p;
     g->isf_len = j.len;
@@ -545,6 +567,9 @@ FG_FN bool fg_init(struct fg *g, bool la57, bool mmap_list)
     /* The special-mapping vm_ops ([vdso] etc.). */
     g->special_ops = fg_alloc(g, 0x80, 64);
     fg_wv64(g, g->special_ops + OPS_NAME, fg_kva(FG_X_SMN));
+    /* An empty module list (LIST_HEAD(modules)). */
+    fg_wv64(g, fg_kva(FG_X_MODULES), fg_kva(FG_X_MODULES));
+    fg_wv64(g, fg_kva(FG_X_MODULES) + 8, fg_kva(FG_X_MODULES));
 
     fg_build_isf(g);
     char err[256];
@@ -599,6 +624,36 @@ FG_FN uint64_t fg_task_new(struct fg *g, uint32_t pid, uint64_t parent,
     fg_wv64(g, last, t + T_TASKS);
     fg_wv64(g, head + 8, t + T_TASKS);
     return t;
+}
+
+/* A module appended to the `modules` list. */
+FG_FN uint64_t fg_module_new(struct fg *g, const char *name, uint32_t refcnt)
+{
+    uint64_t m = fg_alloc(g, MOD_SIZE, 64), head = fg_kva(FG_X_MODULES);
+    if (!m)
+        return 0;
+    memcpy(g->mem + fg_pa(g, m + MOD_NAME), name, strlen(name) < 55 ? strlen(name) : 55);
+    fg_wv32(g, m + MOD_REFCNT, refcnt);
+    uint64_t last = fg_rv64(g, head + 8);
+    fg_wv64(g, m + MOD_LIST, head);
+    fg_wv64(g, m + MOD_LIST + 8, last);
+    fg_wv64(g, last, m + MOD_LIST);
+    fg_wv64(g, head + 8, m + MOD_LIST);
+    return m;
+}
+
+/* A descriptor table of max_fds slots for task t; the fd array returned. */
+FG_FN uint64_t fg_files_new(struct fg *g, uint64_t t, uint32_t max_fds, uint32_t slots)
+{
+    uint64_t fs = fg_alloc(g, 0x40, 64), fdt = fg_alloc(g, 0x20, 64);
+    uint64_t arr = fg_alloc(g, (size_t)slots * 8, 64);
+    if (!fs || !fdt || !arr)
+        return 0;
+    fg_wv64(g, fs + FS_FDT, fdt);
+    fg_wv32(g, fdt, max_fds);
+    fg_wv64(g, fdt + 8, arr);
+    fg_wv64(g, t + T_FILES, fs);
+    return arr;
 }
 
 /* An mm with a pgd page (returned in *pgd_gpa when not NULL). */

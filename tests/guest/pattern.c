@@ -41,6 +41,11 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #define PATTERN_MAGIC 0x564d454d46530000ULL /* "VMEMFS\0\0" as a number */
 
@@ -95,6 +100,46 @@ static void fill(const char *kind, void *p, size_t len)
     fflush(stdout);
 }
 
+/* Mode "net": sockets for the responder's files (issue 11) to find, kept
+ * open for the process's life: a TCP listener on 127.0.0.1:7001, a
+ * connected TCP pair (listener 7002, both ends), a UDP socket on
+ * 127.0.0.1:7003, a listening unix socket /tmp/vmemfs.sock, a pipe and an
+ * eventfd.  Needs the loopback interface up. */
+static int tcp_listener(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    if (s < 0 || setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(s, (struct sockaddr *)&a, sizeof a) < 0 || listen(s, 4) < 0)
+        die("tcp listener");
+    return s;
+}
+
+static void open_sockets(void)
+{
+    tcp_listener(7001);
+    int l2 = tcp_listener(7002);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(7002)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0 || accept(l2, NULL, NULL) < 0)
+        die("tcp pair");
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    a.sin_port = htons(7003);
+    if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0)
+        die("udp");
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    strcpy(un.sun_path, "/tmp/vmemfs.sock");
+    unlink(un.sun_path);
+    int x = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (x < 0 || bind(x, (struct sockaddr *)&un, sizeof un) < 0 || listen(x, 4) < 0)
+        die("unix");
+    int p[2];
+    if (pipe(p) < 0 || eventfd(0, EFD_CLOEXEC) < 0)
+        die("pipe/eventfd");
+}
+
 int main(int argc, char **argv)
 {
     int counter = 0;
@@ -111,11 +156,14 @@ int main(int argc, char **argv)
         return 2;
     }
     if (argc == 3) {
-        if (strcmp(argv[2], "counter") != 0) {
+        if (strcmp(argv[2], "net") == 0)
+            open_sockets();
+        else if (strcmp(argv[2], "counter") != 0) {
             fprintf(stderr, "pattern: unknown mode '%s'\n", argv[2]);
             return 2;
         }
-        counter = 1;
+        else
+            counter = 1;
     }
 
     /* Heap: keep the buffer in the brk heap ([heap] in maps), not in a

@@ -339,6 +339,82 @@ static void test_status(void **state)
 
 /* ---- hostile structures ---------------------------------------------- */
 
+static struct vmem_procs *open_tasks(struct env *e);
+
+/* /proc/modules lines; then a loop back into the list's middle: each
+ * module once, and the file says it is incomplete. */
+static void test_modules_loop(void **state)
+{
+    (void)state;
+    struct env e;
+    char why[256];
+    env_build(&e, false, false);
+    uint64_t a = fg_module_new(&e.g, "alpha", 2);
+    uint64_t b = fg_module_new(&e.g, "beta", 1);
+    assert_true(a && b);
+    assert_non_null(env_open(&e, 0, why, sizeof why));
+    size_t len;
+    char *m = linux_os_modules(e.os, &len);
+    assert_non_null(m);
+    assert_string_equal(m, "alpha 0 1 - Live 0x0000000000000000\n"
+                           "beta 0 0 - Live 0x0000000000000000\n");
+    free(m);
+    linux_os_close(e.os);
+    vm_put(e.vm);
+    fg_wv64(&e.g, b + MOD_LIST, a + MOD_LIST);          /* beta -> alpha */
+    assert_non_null(env_open(&e, 0, why, sizeof why));
+    m = linux_os_modules(e.os, &len);
+    assert_non_null(m);
+    assert_non_null(strstr(m, "alpha 0 1"));
+    assert_non_null(strstr(m, "beta 0 0"));
+    assert_null(strstr(strstr(m, "beta") + 1, "alpha"));
+    assert_non_null(strstr(m, "# incomplete"));
+    free(m);
+    linux_os_close(e.os);
+    vm_put(e.vm);
+    fg_wv64(&e.g, b + MOD_LIST, 0xdead000000000000ull);  /* wild */
+    assert_non_null(env_open(&e, 0, why, sizeof why));
+    m = linux_os_modules(e.os, &len);
+    assert_non_null(strstr(m, "# incomplete"));
+    free(m);
+    env_free(&e);
+}
+
+/* A descriptor table claiming 2^32-1 slots, a wild file pointer among
+ * real ones: bounded, the real descriptors named, the file says it is
+ * incomplete. */
+static void test_fds_hostile(void **state)
+{
+    (void)state;
+    struct env e;
+    env_build(&e, false, false);
+    uint64_t arr = fg_files_new(&e.g, e.app, 0xffffffffu, 64);
+    assert_true(arr != 0);
+    uint64_t f = fg_file_new(&e.g, "/etc/passwd", 12, 1);
+    assert_true(f != 0);
+    fg_wv64(&e.g, arr + 3 * 8, f);
+    fg_wv64(&e.g, arr + 5 * 8, 0x1234);                  /* not a kernel pointer */
+    struct vmem_procs *t = open_tasks(&e);
+    const struct vmem_proc *p = vmem_procs_find(t, 7);
+    assert_non_null(p);
+    size_t len;
+    char *s = linux_os_fds(e.os, p, &len);
+    assert_non_null(s);
+    assert_int_equal(strlen(s), len);
+    assert_true(strncmp(s, "3\t0\t00\t/etc/passwd\n", 19) == 0);
+    assert_non_null(strstr(s, "# incomplete"));
+    free(s);
+    /* What the profile lacks: no printk ring, no mount list, ENOENT. */
+    errno = 0;
+    assert_null(linux_os_dmesg(e.os, &len));
+    assert_int_equal(errno, ENOENT);
+    errno = 0;
+    assert_null(linux_os_mounts(e.os, &len));
+    assert_int_equal(errno, ENOENT);
+    linux_tasks_put(e.os, t);
+    env_free(&e);
+}
+
 static struct vmem_procs *open_tasks(struct env *e)
 {
     char why[256];
@@ -1244,6 +1320,8 @@ int main(void)
         cmocka_unit_test(test_open_5level),
         cmocka_unit_test(test_cr3_process),
         cmocka_unit_test(test_tasks),
+        cmocka_unit_test(test_modules_loop),
+        cmocka_unit_test(test_fds_hostile),
         cmocka_unit_test(test_maps_maple),
         cmocka_unit_test(test_maps_mmap_list),
         cmocka_unit_test(test_maps_single_leaf_deleted),

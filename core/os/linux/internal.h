@@ -56,6 +56,13 @@ struct vm;
 #define NAME_MAX_READ   255u
 #define PATH_OUT_MAX    4096u
 #define LIVE_MAX_AGE_NS 1000000000ull
+#define ARGS_MAX        (4u << 20)              /* cmdline, environ bytes */
+#define FDS_MAX         (1u << 16)              /* descriptors examined */
+#define MODULES_MAX     8192u
+#define MOUNTS_MAX      16384u
+#define PRB_RECORDS_MAX (1u << 20)
+#define PRB_TEXT_MAX    (16u << 20)             /* dmesg text rendered */
+#define PIDTABLE_MAX    (1u << 22)              /* struct pids visited */
 
 #define PF_KTHREAD      0x00200000u
 #define VM_READ         0x1ul
@@ -91,6 +98,37 @@ struct lx_offsets {
     long inode_ino, inode_sb, sb_dev;
     long mount_mnt, mount_parent, mount_mountpoint, vfsmnt_root;
     long vmops_name, special_name, anon_vma_name_name;
+
+    /* The responder's files (issue 11): all optional, NONE when absent. */
+    long mm_arg_start, mm_arg_end, mm_env_start, mm_env_end, mm_exe_file,
+         mm_total_vm, mm_hiwater_vm, mm_hiwater_rss, mm_rss_stat, mm_locked_vm,
+         mm_data_vm, mm_stack_vm, mm_exec_vm, mm_pinned_vm;
+    long task_files, task_fs, task_nsproxy, task_start_boottime, task_thread_pid,
+         task_pid_links, task_thread_node, signal_thread_head;
+    long files_fdt, fdt_max_fds, fdt_fd, fdt_close_on_exec;
+    long file_pos, file_flags, file_op, file_private, dentry_d_op;
+    long fs_root, fs_pwd, path_mnt, path_dentry;
+    long cred_cap_inh, cred_cap_prm, cred_cap_eff, cred_cap_bnd, cred_cap_amb;
+    unsigned cap_size;              /* kernel_cap_t: 8 (u32[2] or u64) */
+    long nsproxy_mnt_ns, nsproxy_net_ns, mntns_ns, net_ns, pidns_ns, ns_inum;
+    long pid_level, pid_numbers, pid_tasks, upid_ns, upid_nr;
+    unsigned upid_size;
+    long pidns_idr, xa_head, xa_node_shift, xa_node_slots;
+    unsigned xa_chunk;              /* slots per xa_node: 64 (or 16) */
+    long mod_list, mod_name, mod_state, mod_refcnt, mod_core_base, mod_core_size,
+         mod_init_size, mod_taints, mod_source_list, mod_init, mod_exit,
+         use_source_list, use_source;
+    unsigned mod_name_len;
+    long prb_desc_ring, prb_text_ring, dr_count_bits, dr_descs, dr_infos,
+         dr_head_id, dr_tail_id, tr_size_bits, tr_data, desc_state_var,
+         desc_text_begin, desc_text_next, info_seq, info_ts_nsec, info_text_len,
+         info_facility, info_flags_level, info_caller_id;
+    unsigned desc_size, info_size;
+    long mnt_list, mnt_devname, mnt_mnt_ns, mntns_list, vfsmnt_flags, vfsmnt_sb,
+         sb_flags, sb_type, sb_subtype, fstype_name;
+    long socket_sk, socket_type, sk_family, sk_state, sk_type, sk_protocol,
+         sk_daddr, sk_rcv_saddr, sk_dport, sk_num, sk_v6_daddr, sk_v6_rcv_saddr,
+         sk_uid, sk_rqueue_len, skc_refcnt_off, unix_addr, unix_peer, uaddr_len, uaddr_name;
 };
 
 struct snap {
@@ -185,6 +223,32 @@ long lx_kread_str(struct linux_os *os, uint64_t gva, char *out, size_t max);
 
 /* ---- symbols.c: profile offsets ---------------------------------------- */
 int lx_load_offsets(const struct isf *f, struct lx_offsets *o, char *why, size_t whylen);
+void lx_load_forensic_offsets(const struct isf *f, struct lx_offsets *o);
+
+/* ---- linux.c ----------------------------------------------------------- */
+/* A symbol's runtime address (the KASLR shift applied), 0 when absent. */
+uint64_t lx_sym(const struct linux_os *os, const char *name);
+
+/* ---- procfs.c: paths ----------------------------------------------------- */
+/* The guest path of (vfsmount, dentry) as d_path shows it, into out. */
+void lx_path_text(struct linux_os *os, uint64_t vfsmnt, uint64_t dentry, struct sbuf *out);
+/* A struct file's path as /proc/<pid>/fd shows it: pipes, sockets and
+ * anonymous inodes by their d_dname names ("pipe:[ino]", ...). */
+void lx_file_name(struct linux_os *os, uint64_t file, struct sbuf *out);
+
+/* ---- creds.c: status lines ----------------------------------------------- */
+void lx_status_mem(struct linux_os *os, const struct vmem_proc *t, struct sbuf *out);
+void lx_status_more(struct linux_os *os, const struct vmem_proc *t, struct sbuf *out);
+
+/* ---- files.c: descriptor tables ---------------------------------------- */
+int lx_fd_walk(struct linux_os *os, uint64_t task,
+               void (*fn)(void *ctx, unsigned fd, uint64_t file, bool cloexec), void *ctx,
+               bool *cut);
+
+/* ---- umem.c: a process's own memory ------------------------------------- */
+/* Read [gva, gva+len) of the process whose page-table root is dtb; bytes up
+ * to the first page that is not present.  The count read. */
+size_t lx_uread(struct linux_os *os, uint64_t dtb, uint64_t gva, void *buf, size_t len);
 
 /* ---- locate.c: the kernel in memory ------------------------------------ */
 void lx_vcpu_hint(struct vm *vm, struct vcpu_hint *h);
@@ -196,6 +260,17 @@ bool lx_scan_for_kernel(struct linux_os *os, const struct vmem_os_options *opt,
 /* ---- tasks.c ----------------------------------------------------------- */
 void lx_snap_put(struct snap *s);
 const char *lx_state_name(char letter);
+char lx_state_letter(uint64_t state, uint32_t exit_state);
+/* One task_struct at gva into t.  False when its block cannot be read. */
+bool lx_read_task(struct linux_os *os, uint64_t gva, struct vmem_proc *t);
+
+/* ---- pidns.c ------------------------------------------------------------ */
+/* Compare the task list in l with init_pid_ns's pid table: flag the tasks
+ * the table lacks, add (flagged) the leaders only the table has. */
+void lx_pidtable_compare(struct linux_os *os, struct vmem_procs *l);
+/* Every struct pid in init_pid_ns.idr, in index order; false when the
+ * tree could not be read whole (a bad node, a loop, a bound). */
+bool lx_pidtable_walk(struct linux_os *os, void (*fn)(void *ctx, uint64_t pid), void *ctx);
 
 /* ---- vma.c ------------------------------------------------------------- */
 void lx_maple_collect(struct linux_os *os, uint64_t mm, struct vma_list *l);

@@ -60,7 +60,7 @@
 
 /* ---- open / close ---------------------------------------------------------- */
 
-static uint64_t runtime_sym(const struct linux_os *os, const char *name)
+uint64_t lx_sym(const struct linux_os *os, const char *name)
 {
     uint64_t a;
     if (isf_symbol(os->isf, name, &a) < 0 || a < os->kmap)
@@ -140,16 +140,16 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
     isf_symbol(os->isf, "linux_banner", &s_banner);
     lx_cr3_crosscheck(os, &hint, s_banner);
 
-    os->init_task = runtime_sym(os, "init_task");
-    os->sym_special_mapping_name = runtime_sym(os, "special_mapping_name");
-    os->sym_gate_vma_name = runtime_sym(os, "gate_vma_name");
-    os->gate_vma = runtime_sym(os, "gate_vma");
-    uint64_t vm_mode_sym = runtime_sym(os, "vsyscall_mode");
+    os->init_task = lx_sym(os, "init_task");
+    os->sym_special_mapping_name = lx_sym(os, "special_mapping_name");
+    os->sym_gate_vma_name = lx_sym(os, "gate_vma_name");
+    os->gate_vma = lx_sym(os, "gate_vma");
+    uint64_t vm_mode_sym = lx_sym(os, "vsyscall_mode");
     uint32_t vmode;
     /* enum { EMULATE, XONLY, NONE }: the gate VMA is shown unless NONE. */
     os->vsyscall_on = os->gate_vma && vm_mode_sym &&
                       lx_kread32(os, vm_mode_sym, &vmode) == 0 && vmode < 2;
-    os->have_anon_vma_name = runtime_sym(os, "anon_vma_name_alloc") != 0 &&
+    os->have_anon_vma_name = lx_sym(os, "anon_vma_name_alloc") != 0 &&
                              os->o.anon_vma_name_name != NONE;
 
     /* init_task must be swapper: otherwise the profile does not fit. */

@@ -56,6 +56,12 @@ uint64_t linux_os_kernel_dtb(const struct linux_os *os);
  * tasks_max_age_ns or after linux_os_flush. */
 struct vmem_procs *linux_os_tasks(struct linux_os *os);    /* +1 reference */
 void linux_tasks_put(struct linux_os *os, struct vmem_procs *t);
+/* Linux's reasons for VMEM_PROC_HIDDEN (set with it): found in the pid
+ * table (init_pid_ns.idr) but not on the task list, a classic way to hide
+ * a process; or on the task list but not in the pid table (only said when
+ * the pid table could be read whole). */
+#define LINUX_TASK_HIDDEN_FROM_LIST   0x100u
+#define LINUX_TASK_NOT_IN_PID_TABLE   0x200u
 
 /* Forget the snapshot (the guest ran). */
 void linux_os_flush(struct linux_os *os);
@@ -66,6 +72,39 @@ void linux_os_flush(struct linux_os *os);
  * ENOMEM.  A task whose structures cannot be read gives what could be read. */
 char *linux_os_maps(struct linux_os *os, const struct vmem_proc *t, size_t *len);
 char *linux_os_status(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+
+/* The responder's files (issue 11), same contract: malloc'd text, *len set;
+ * NULL with errno set (EIO: nothing of it could be read; ENOENT: the
+ * profile lacks what it needs; ENOMEM).  What could be read only in part
+ * gives that part (a page of arguments swapped out ends cmdline there).
+ *   cmdline, environ  NUL-separated strings from the process's memory
+ *   exe, cwd, root    the guest path, one line ("" for kernel threads)
+ *   fds               "<fd>\t<pos>\t<flags octal>\t<path>" per descriptor
+ *   threads           "<tid>\t<state letter>\t<name>" per thread
+ */
+char *linux_os_cmdline(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_environ(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_exe(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_cwd(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_root(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_fds(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+char *linux_os_threads(struct linux_os *os, const struct vmem_proc *t, size_t *len);
+
+/* Kernel-wide files, in the guest's /proc formats where one exists:
+ *   modules   /proc/modules          dmesg     what `dmesg` prints
+ *   cmdline   /proc/cmdline          mounts    /proc/mounts (init's
+ *                                              namespace; file-system
+ *                                              specific options left out)
+ *   net_tcp, net_tcp6, net_udp, net_udp6, net_unix   /proc/net/... of the
+ *             sockets reachable from the processes' descriptors
+ *   processes_json, processes_csv   one row per process (README) */
+char *linux_os_modules(struct linux_os *os, size_t *len);
+char *linux_os_dmesg(struct linux_os *os, size_t *len);
+char *linux_os_kcmdline(struct linux_os *os, size_t *len);
+char *linux_os_mounts(struct linux_os *os, size_t *len);
+char *linux_os_net(struct linux_os *os, const char *which, size_t *len);
+char *linux_os_processes_json(struct linux_os *os, size_t *len);
+char *linux_os_processes_csv(struct linux_os *os, size_t *len);
 
 /* OS facts for info.json, added as keys of `out` (the caller decides where
  * that object goes): "os": "linux", "kernel_release", "banner",

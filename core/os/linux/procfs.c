@@ -21,6 +21,12 @@ static void file_path(struct linux_os *os, uint64_t file, struct sbuf *out)
         return;
     }
     lx_kfieldptr(os, file, o->file_mnt, &vfsmnt);
+    lx_path_text(os, vfsmnt, dentry, out);
+}
+
+void lx_path_text(struct linux_os *os, uint64_t vfsmnt, uint64_t dentry, struct sbuf *out)
+{
+    const struct lx_offsets *o = &os->o;
     const uint64_t first = dentry;
     char *comp[PATH_COMPS_MAX];
     unsigned nc = 0;
@@ -260,7 +266,9 @@ char *linux_os_status(struct linux_os *os, const struct vmem_proc *t, size_t *le
     sb_printf(&out, "Uid:\t%u\t%u\t%u\t%u\n", id[0], id[1], id[2], id[3]);
     if (have_gid)
         sb_printf(&out, "Gid:\t%u\t%u\t%u\t%u\n", id[4], id[5], id[6], id[7]);
+    lx_status_mem(os, t, &out);
     sb_printf(&out, "Threads:\t%u\n", t->nthreads);
+    lx_status_more(os, t, &out);
     sb_printf(&out, "Kthread:\t%d\n", t->kernel_thread ? 1 : 0);
     sb_printf(&out, "Dtb:\t0x%" PRIx64 "\n", t->dtb);
     sb_printf(&out, "Task:\t0x%" PRIx64 "\n", t->task_gva);

@@ -159,6 +159,8 @@ int lx_load_offsets(const struct isf *f, struct lx_offsets *o,
     o->special_name = off_of(f, "vm_special_mapping", "name");
     o->anon_vma_name_name = off_of(f, "anon_vma_name", "name");
 
+    lx_load_forensic_offsets(f, o);
+
     const char *missing = NULL;
     if (o->task_tasks == NONE) missing = "task_struct.tasks";
     else if (o->task_pid == NONE) missing = "task_struct.pid";
@@ -171,4 +173,148 @@ int lx_load_offsets(const struct isf *f, struct lx_offsets *o,
         return -1;
     }
     return 0;
+}
+
+static unsigned size_of(const struct isf *f, const char *type, unsigned dflt)
+{
+    uint64_t sz;
+    if (isf_type_size(f, type, &sz) == 0 && sz > 0 && sz <= 4096)
+        return (unsigned)sz;
+    return dflt;
+}
+
+/* What the responder's files read (issue 11).  Every one optional: a file
+ * whose members are missing says so instead of guessing. */
+void lx_load_forensic_offsets(const struct isf *f, struct lx_offsets *o)
+{
+    o->mm_arg_start = off_of(f, "mm_struct", "arg_start");
+    o->mm_arg_end = off_of(f, "mm_struct", "arg_end");
+    o->mm_env_start = off_of(f, "mm_struct", "env_start");
+    o->mm_env_end = off_of(f, "mm_struct", "env_end");
+    o->mm_exe_file = off_of(f, "mm_struct", "exe_file");
+    o->mm_total_vm = off_of(f, "mm_struct", "total_vm");
+    o->mm_hiwater_vm = off_of(f, "mm_struct", "hiwater_vm");
+    o->mm_hiwater_rss = off_of(f, "mm_struct", "hiwater_rss");
+    o->mm_locked_vm = off_of(f, "mm_struct", "locked_vm");
+    o->mm_pinned_vm = off_of(f, "mm_struct", "pinned_vm");
+    o->mm_data_vm = off_of(f, "mm_struct", "data_vm");
+    o->mm_stack_vm = off_of(f, "mm_struct", "stack_vm");
+    o->mm_exec_vm = off_of(f, "mm_struct", "exec_vm");
+    /* 6.1 and before: atomic_long_t count[NR_MM_COUNTERS]; 6.2 made them
+     * per-cpu counters, which are not read (VmRSS is then left out). */
+    o->mm_rss_stat = off_of(f, "mm_struct", "rss_stat.count");
+    o->task_files = off_of(f, "task_struct", "files");
+    o->task_fs = off_of(f, "task_struct", "fs");
+    o->task_nsproxy = off_of(f, "task_struct", "nsproxy");
+    o->task_start_boottime = off_of(f, "task_struct", "start_boottime");
+    o->task_thread_pid = off_of(f, "task_struct", "thread_pid");
+    o->task_pid_links = off_of(f, "task_struct", "pid_links");
+    o->task_thread_node = off_of(f, "task_struct", "thread_node");
+    o->signal_thread_head = off_of(f, "signal_struct", "thread_head");
+    o->files_fdt = off_of(f, "files_struct", "fdt");
+    o->fdt_max_fds = off_of(f, "fdtable", "max_fds");
+    o->fdt_fd = off_of(f, "fdtable", "fd");
+    o->fdt_close_on_exec = off_of(f, "fdtable", "close_on_exec");
+    o->file_pos = off_of(f, "file", "f_pos");
+    o->file_flags = off_of(f, "file", "f_flags");
+    o->file_op = off_of(f, "file", "f_op");
+    o->file_private = off_of(f, "file", "private_data");
+    o->dentry_d_op = off_of(f, "dentry", "d_op");
+    o->fs_root = off_of(f, "fs_struct", "root");
+    o->fs_pwd = off_of(f, "fs_struct", "pwd");
+    o->path_mnt = off_of(f, "path", "mnt");
+    o->path_dentry = off_of(f, "path", "dentry");
+    o->cred_cap_inh = off_of(f, "cred", "cap_inheritable");
+    o->cred_cap_prm = off_of(f, "cred", "cap_permitted");
+    o->cred_cap_eff = off_of(f, "cred", "cap_effective");
+    o->cred_cap_bnd = off_of(f, "cred", "cap_bset");
+    o->cred_cap_amb = off_of(f, "cred", "cap_ambient");
+    o->cap_size = size_of(f, "kernel_cap_struct", 8);
+    o->nsproxy_mnt_ns = off_of(f, "nsproxy", "mnt_ns");
+    o->nsproxy_net_ns = off_of(f, "nsproxy", "net_ns");
+    o->mntns_ns = off_of(f, "mnt_namespace", "ns");
+    o->net_ns = off_of(f, "net", "ns");
+    o->pidns_ns = off_of(f, "pid_namespace", "ns");
+    o->ns_inum = off_of(f, "ns_common", "inum");
+    o->pid_level = off_of(f, "pid", "level");
+    o->pid_numbers = off_of(f, "pid", "numbers");
+    o->pid_tasks = off_of(f, "pid", "tasks");
+    o->upid_ns = off_of(f, "upid", "ns");
+    o->upid_nr = off_of(f, "upid", "nr");
+    o->upid_size = size_of(f, "upid", 16);
+    o->pidns_idr = off_of(f, "pid_namespace", "idr");
+    o->xa_head = off_of(f, "idr", "idr_rt.xa_head");
+    o->xa_node_shift = off_of(f, "xa_node", "shift");
+    o->xa_chunk = 64;
+    o->xa_node_slots = off_arr(f, "xa_node", "slots", &o->xa_chunk, 64);
+    o->mod_list = off_of(f, "module", "list");
+    o->mod_name_len = 56;
+    o->mod_name = off_arr(f, "module", "name", &o->mod_name_len, 56);
+    {
+        uint64_t off;
+        struct isf_member_info in;
+        if (o->mod_name != NONE && isf_member(f, "module", "name", &off, &in) == 0 &&
+            in.size > 0 && in.size <= 256)
+            o->mod_name_len = (unsigned)in.size;
+    }
+    o->mod_state = off_of(f, "module", "state");
+    o->mod_refcnt = off_of(f, "module", "refcnt");
+    o->mod_core_base = off_of(f, "module", "core_layout.base");
+    o->mod_core_size = off_of(f, "module", "core_layout.size");
+    o->mod_init_size = off_of(f, "module", "init_layout.size");
+    o->mod_taints = off_of(f, "module", "taints");
+    o->mod_source_list = off_of(f, "module", "source_list");
+    o->mod_init = off_of(f, "module", "init");
+    o->mod_exit = off_of(f, "module", "exit");
+    o->use_source_list = off_of(f, "module_use", "source_list");
+    o->use_source = off_of(f, "module_use", "source");
+    o->prb_desc_ring = off_of(f, "printk_ringbuffer", "desc_ring");
+    o->prb_text_ring = off_of(f, "printk_ringbuffer", "text_data_ring");
+    o->dr_count_bits = off_of(f, "prb_desc_ring", "count_bits");
+    o->dr_descs = off_of(f, "prb_desc_ring", "descs");
+    o->dr_infos = off_of(f, "prb_desc_ring", "infos");
+    o->dr_head_id = off_of(f, "prb_desc_ring", "head_id");
+    o->dr_tail_id = off_of(f, "prb_desc_ring", "tail_id");
+    o->tr_size_bits = off_of(f, "prb_data_ring", "size_bits");
+    o->tr_data = off_of(f, "prb_data_ring", "data");
+    o->desc_state_var = off_of(f, "prb_desc", "state_var");
+    o->desc_text_begin = off_of(f, "prb_desc", "text_blk_lpos.begin");
+    o->desc_text_next = off_of(f, "prb_desc", "text_blk_lpos.next");
+    o->desc_size = size_of(f, "prb_desc", 0);
+    o->info_seq = off_of(f, "printk_info", "seq");
+    o->info_ts_nsec = off_of(f, "printk_info", "ts_nsec");
+    o->info_text_len = off_of(f, "printk_info", "text_len");
+    o->info_facility = off_of(f, "printk_info", "facility");
+    o->info_flags_level = off_of(f, "printk_info", "level");
+    o->info_caller_id = off_of(f, "printk_info", "caller_id");
+    o->info_size = size_of(f, "printk_info", 0);
+    o->mnt_list = off_of(f, "mount", "mnt_list");
+    o->mnt_devname = off_of(f, "mount", "mnt_devname");
+    o->mnt_mnt_ns = off_of(f, "mount", "mnt_ns");
+    o->mntns_list = off_of(f, "mnt_namespace", "list");
+    o->vfsmnt_flags = off_of(f, "vfsmount", "mnt_flags");
+    o->vfsmnt_sb = off_of(f, "vfsmount", "mnt_sb");
+    o->sb_flags = off_of(f, "super_block", "s_flags");
+    o->sb_type = off_of(f, "super_block", "s_type");
+    o->sb_subtype = off_of(f, "super_block", "s_subtype");
+    o->fstype_name = off_of(f, "file_system_type", "name");
+    o->socket_sk = off_of(f, "socket", "sk");
+    o->socket_type = off_of(f, "socket", "type");
+    o->sk_family = off_of(f, "sock", "__sk_common.skc_family");
+    o->sk_state = off_of(f, "sock", "__sk_common.skc_state");
+    o->sk_daddr = off_of(f, "sock", "__sk_common.skc_daddr");
+    o->sk_rcv_saddr = off_of(f, "sock", "__sk_common.skc_rcv_saddr");
+    o->sk_dport = off_of(f, "sock", "__sk_common.skc_dport");
+    o->sk_num = off_of(f, "sock", "__sk_common.skc_num");
+    o->sk_v6_daddr = off_of(f, "sock", "__sk_common.skc_v6_daddr");
+    o->sk_v6_rcv_saddr = off_of(f, "sock", "__sk_common.skc_v6_rcv_saddr");
+    o->sk_type = off_of(f, "sock", "sk_type");
+    o->sk_protocol = off_of(f, "sock", "sk_protocol");
+    o->sk_uid = off_of(f, "sock", "sk_uid");
+    o->sk_rqueue_len = off_of(f, "sock", "sk_receive_queue.qlen");
+    o->skc_refcnt_off = off_of(f, "sock", "__sk_common.skc_refcnt");
+    o->unix_addr = off_of(f, "unix_sock", "addr");
+    o->unix_peer = off_of(f, "unix_sock", "peer");
+    o->uaddr_len = off_of(f, "unix_address", "len");
+    o->uaddr_name = off_of(f, "unix_address", "name");
 }

@@ -78,16 +78,77 @@ static char *render_status(void *os, const struct vmem_proc *p, size_t *len, int
     return t;
 }
 
+/* The responder's files (issue 11): renderers that set errno. */
+#define PROC_ROW(fn)                                                              \
+    static char *render_##fn(void *os, const struct vmem_proc *p, size_t *len,   \
+                             int *err)                                            \
+    {                                                                             \
+        errno = ENOMEM;                                                           \
+        char *t = linux_os_##fn(os, p, len);                                      \
+        *err = t ? 0 : errno ? errno : EIO;                                       \
+        return t;                                                                 \
+    }
+#define KERNEL_ROW(name, expr)                                                    \
+    static char *render_##name(void *os, const struct vmem_proc *p, size_t *len, \
+                               int *err)                                          \
+    {                                                                             \
+        (void)p;                                                                  \
+        errno = ENOMEM;                                                           \
+        char *t = expr;                                                           \
+        *err = t ? 0 : errno ? errno : EIO;                                       \
+        return t;                                                                 \
+    }
+PROC_ROW(cmdline)
+PROC_ROW(environ)
+PROC_ROW(exe)
+PROC_ROW(cwd)
+PROC_ROW(root)
+PROC_ROW(fds)
+PROC_ROW(threads)
+KERNEL_ROW(modules, linux_os_modules(os, len))
+KERNEL_ROW(dmesg, linux_os_dmesg(os, len))
+KERNEL_ROW(kcmdline, linux_os_kcmdline(os, len))
+KERNEL_ROW(mounts, linux_os_mounts(os, len))
+KERNEL_ROW(net_tcp, linux_os_net(os, "tcp", len))
+KERNEL_ROW(net_tcp6, linux_os_net(os, "tcp6", len))
+KERNEL_ROW(net_udp, linux_os_net(os, "udp", len))
+KERNEL_ROW(net_udp6, linux_os_net(os, "udp6", len))
+KERNEL_ROW(net_unix, linux_os_net(os, "unix", len))
+KERNEL_ROW(processes_json, linux_os_processes_json(os, len))
+KERNEL_ROW(processes_csv, linux_os_processes_csv(os, len))
+
 /* proc/<pid>/: what the guest's own /proc/<pid>/ would show, in its formats. */
 static const struct vmem_os_file proc_files[] = {
     {"vmem",   VMEM_OSF_VMEM | VMEM_OSF_USER, NULL},
     {"maps",   VMEM_OSF_TEXT | VMEM_OSF_USER, render_maps},
     {"status", VMEM_OSF_TEXT,                 render_status},
+    {"cmdline", VMEM_OSF_TEXT,                render_cmdline},
+    {"environ", VMEM_OSF_TEXT,                render_environ},
+    {"exe",    VMEM_OSF_TEXT | VMEM_OSF_USER, render_exe},
+    {"cwd",    VMEM_OSF_TEXT,                 render_cwd},
+    {"root",   VMEM_OSF_TEXT,                 render_root},
+    {"fds",    VMEM_OSF_TEXT,                 render_fds},
+    {"threads", VMEM_OSF_TEXT,                render_threads},
 };
 
 /* kernel/: the kernel's address space and what the kernel keeps. */
 static const struct vmem_os_file kernel_files[] = {
     {"vmem", VMEM_OSF_VMEM, NULL},
+    {"modules",  VMEM_OSF_TEXT, render_modules},
+    {"dmesg",    VMEM_OSF_TEXT, render_dmesg},
+    {"cmdline",  VMEM_OSF_TEXT, render_kcmdline},
+    {"mounts",   VMEM_OSF_TEXT, render_mounts},
+    {"net_tcp",  VMEM_OSF_TEXT, render_net_tcp},
+    {"net_tcp6", VMEM_OSF_TEXT, render_net_tcp6},
+    {"net_udp",  VMEM_OSF_TEXT, render_net_udp},
+    {"net_udp6", VMEM_OSF_TEXT, render_net_udp6},
+    {"net_unix", VMEM_OSF_TEXT, render_net_unix},
+};
+
+/* <vm>/: listings for scripts. */
+static const struct vmem_os_file vm_files[] = {
+    {"processes.json", VMEM_OSF_TEXT, render_processes_json},
+    {"processes.csv",  VMEM_OSF_TEXT, render_processes_csv},
 };
 
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))
@@ -106,6 +167,6 @@ const struct vmem_os_ops linux_os_ops = {
     .nproc_files = NROWS(proc_files),
     .kernel_files = kernel_files,
     .nkernel_files = NROWS(kernel_files),
-    .vm_files = NULL,
-    .nvm_files = 0,
+    .vm_files = vm_files,
+    .nvm_files = NROWS(vm_files),
 };

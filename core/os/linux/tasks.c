@@ -20,7 +20,7 @@ static const char *const state_names[] = {
     "t (tracing stop)", "X (dead)", "Z (zombie)", "P (parked)", "I (idle)",
 };
 
-static char state_letter(uint64_t state, uint32_t exit_state)
+char lx_state_letter(uint64_t state, uint32_t exit_state)
 {
     const uint64_t TASK_REPORT = 0x7f, TASK_IDLE = 0x402, TASK_RTLOCK_WAIT = 0x1000;
     uint64_t s = (state | exit_state) & TASK_REPORT;
@@ -53,7 +53,7 @@ static void sanitize_comm(const char *in, char out[17])
 }
 
 /* One task_struct at gva into t.  False when its block cannot be read. */
-static bool read_task(struct linux_os *os, uint64_t gva, struct vmem_proc *t)
+bool lx_read_task(struct linux_os *os, uint64_t gva, struct vmem_proc *t)
 {
     const struct lx_offsets *o = &os->o;
     long fields[] = { o->task_pid, o->task_tgid, o->task_comm + 16, o->task_mm + 8,
@@ -86,7 +86,7 @@ static bool read_task(struct linux_os *os, uint64_t gva, struct vmem_proc *t)
     if (o->task_state != NONE)
         state = o->task_state_size == 8 ? vmem_ld_le64(AT(o->task_state)) : vmem_ld_le32(AT(o->task_state));
     uint32_t exit_state = o->task_exit_state != NONE ? vmem_ld_le32(AT(o->task_exit_state)) : 0;
-    t->state = state_letter(state, exit_state);
+    t->state = lx_state_letter(state, exit_state);
     uint32_t flags = o->task_flags != NONE ? vmem_ld_le32(AT(o->task_flags)) : 0;
     uint64_t mm = lx_ldptr(os, AT(o->task_mm));
     uint64_t parent = o->task_real_parent != NONE ? lx_ldptr(os, AT(o->task_real_parent)) : 0;
@@ -166,7 +166,7 @@ static struct snap *walk_tasks(struct linux_os *os)
                 break;
             }
             struct vmem_proc t;
-            if (!read_task(os, next - off, &t)) {
+            if (!lx_read_task(os, next - off, &t)) {
                 s->pub.truncated = true;
                 break;
             }
@@ -189,6 +189,7 @@ static struct snap *walk_tasks(struct linux_os *os)
         }
     }
     addrset_free(&seen);
+    lx_pidtable_compare(os, &s->pub);
     qsort(s->pub.proc, s->pub.n, sizeof *s->pub.proc, cmp_task);
     if (s->pub.truncated)
         vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list walk stopped "

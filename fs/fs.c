@@ -45,6 +45,8 @@ enum file_kind {
     K_KERNELDIR,
     K_PIDDIR,
     K_GROUPDIR,                 /* slot is the group's index, not a VM's */
+    K_KERNEL_SUBDIR,            /* kernel/<dir>/: pid is the index of the
+                                   first kernel row named "<dir>/..." */
     /* Rows of the OS's tables (core/os/os.h): kind = base + row index. */
     K_PROC_ROW = 64,
     K_KERNEL_ROW = 128,
@@ -73,7 +75,7 @@ static const struct dirent_spec vm_dir_entries[] = {
 static bool is_dir(enum file_kind k)
 {
     return k == K_VMDIR || k == K_PROCDIR || k == K_KERNELDIR || k == K_PIDDIR ||
-           k == K_GROUPDIR;
+           k == K_GROUPDIR || k == K_KERNEL_SUBDIR;
 }
 
 /* The OS table row an inode of kind k stands for, or NULL.  The OS can
@@ -93,6 +95,23 @@ static const struct vmem_os_file *os_row(const struct vmem_os *os,
     return NULL;
 }
 static bool is_proc_row(enum file_kind k) { return k >= K_PROC_ROW && k < K_KERNEL_ROW; }
+
+/* Kernel rows may sit one directory down ("net/tcp"): the length of a
+ * row's directory part, 0 when it has none. */
+static size_t row_dir_len(const struct vmem_os_file *row)
+{
+    const char *slash = strchr(row->name, '/');
+    return slash ? (size_t)(slash - row->name) : 0;
+}
+
+/* The kernel subdirectory whose first row is index first, or NULL. */
+static const struct vmem_os_file *kernel_subdir(const struct vmem_os *os,
+                                                uint32_t first)
+{
+    const struct vmem_os_file *row =
+        first < ROWS_MAX ? os_row(os, (enum file_kind)(K_KERNEL_ROW + first)) : NULL;
+    return row && row_dir_len(row) ? row : NULL;
+}
 
 static inline fuse_ino_t make_ino(size_t slot, enum file_kind kind, uint32_t pid)
 {
@@ -353,6 +372,8 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
         return -ENOENT;
     if ((kind == K_PROCDIR || kind == K_KERNELDIR) && !fv->os)
         return -ENOENT;
+    if (kind == K_KERNEL_SUBDIR && !kernel_subdir(fv->os, ino_pid(ino)))
+        return -ENOENT;
     if (is_dir(kind)) {
         st->st_mode = S_IFDIR | r | x;
         st->st_nlink = 2;
@@ -433,18 +454,35 @@ static bool parse_pid(const char *name, uint32_t *pid)
     return true;
 }
 
-/* The inode of the row called name in one of the OS's tables, or 0. */
-static fuse_ino_t row_ino(const struct vmem_os *os, enum file_kind base,
-                          size_t slot, uint32_t pid, const char *name)
+/* The inode of the row called name in one of the OS's tables, or 0.  In
+ * the kernel table, dir (len dlen) selects the rows "dir/name"; a name that
+ * is a directory of rows gives that subdirectory. */
+static fuse_ino_t row_ino_in(const struct vmem_os *os, enum file_kind base,
+                             size_t slot, uint32_t pid, const char *dir,
+                             size_t dlen, const char *name)
 {
     for (unsigned k = 0; k < ROWS_MAX; k++) {
         const struct vmem_os_file *row = os_row(os, (enum file_kind)(base + k));
         if (!row)
             break;
-        if (strcmp(row->name, name) == 0)
+        size_t rl = row_dir_len(row);
+        if (dir) {
+            if (rl == dlen && strncmp(row->name, dir, dlen) == 0 &&
+                strcmp(row->name + rl + 1, name) == 0)
+                return make_ino(slot, (enum file_kind)(base + k), pid);
+        } else if (rl == 0 && strcmp(row->name, name) == 0) {
             return make_ino(slot, (enum file_kind)(base + k), pid);
+        } else if (rl && base == K_KERNEL_ROW && strlen(name) == rl &&
+                   strncmp(row->name, name, rl) == 0) {
+            return make_ino(slot, K_KERNEL_SUBDIR, k);
+        }
     }
     return 0;
+}
+static fuse_ino_t row_ino(const struct vmem_os *os, enum file_kind base,
+                          size_t slot, uint32_t pid, const char *name)
+{
+    return row_ino_in(os, base, slot, pid, NULL, 0, name);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -490,6 +528,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             if ((pv = fv_of_ino(fs, parent)) != NULL && pv->os)
                 e.ino = row_ino(pv->os, K_KERNEL_ROW, slot, 0, name);
             break;
+        case K_KERNEL_SUBDIR: {
+            const struct vmem_os_file *first;
+            if ((pv = fv_of_ino(fs, parent)) != NULL && pv->os &&
+                (first = kernel_subdir(pv->os, ino_pid(parent))) != NULL)
+                e.ino = row_ino_in(pv->os, K_KERNEL_ROW, slot, 0, first->name,
+                                   row_dir_len(first), name);
+            break;
+        }
         case K_PROCDIR:
             if (parse_pid(name, &pid))
                 e.ino = make_ino(slot, K_PIDDIR, pid);
@@ -610,10 +656,45 @@ static int add_rows(fuse_req_t req, struct dir_handle *d, const struct vmem_os *
         const struct vmem_os_file *row = os_row(os, (enum file_kind)(base + k));
         if (!row)
             break;
+        size_t rl = row_dir_len(row);
+        if (rl) {
+            /* A directory of rows: listed once, where its first row is. */
+            bool first = true;
+            for (unsigned j = 0; j < k && first; j++) {
+                const struct vmem_os_file *o = os_row(os, (enum file_kind)(base + j));
+                first = !(row_dir_len(o) == rl && strncmp(o->name, row->name, rl) == 0);
+            }
+            if (first && base == K_KERNEL_ROW) {
+                char dname[64];
+                snprintf(dname, sizeof dname, "%.*s", (int)rl, row->name);
+                rc = dir_add(req, d, dname, make_ino(slot, K_KERNEL_SUBDIR, k), S_IFDIR);
+            }
+            continue;
+        }
         if (vmem_os_file_applies(row, p))
             rc = dir_add(req, d, row->name,
                          make_ino(slot, (enum file_kind)(base + k), p ? p->pid : 0),
                          S_IFREG);
+    }
+    return rc;
+}
+
+/* The rows of a kernel subdirectory, by the rest of their names. */
+static int add_subdir_rows(fuse_req_t req, struct dir_handle *d,
+                           const struct vmem_os *os, size_t slot, uint32_t first)
+{
+    const struct vmem_os_file *dir = kernel_subdir(os, first);
+    if (!dir)
+        return -ENOENT;
+    size_t dl = row_dir_len(dir);
+    int rc = 0;
+    for (unsigned k = first; k < ROWS_MAX && rc == 0; k++) {
+        const struct vmem_os_file *row = os_row(os, (enum file_kind)(K_KERNEL_ROW + k));
+        if (!row)
+            break;
+        if (row_dir_len(row) == dl && strncmp(row->name, dir->name, dl) == 0)
+            rc = dir_add(req, d, row->name + dl + 1,
+                         make_ino(slot, (enum file_kind)(K_KERNEL_ROW + k), 0), S_IFREG);
     }
     return rc;
 }
@@ -657,6 +738,9 @@ static int fill_dir(fuse_req_t req, struct vmemfs *fs, fuse_ino_t ino,
         break;
     case K_KERNELDIR:
         rc = add_rows(req, d, fv->os, K_KERNEL_ROW, slot, NULL);
+        break;
+    case K_KERNEL_SUBDIR:
+        rc = add_subdir_rows(req, d, fv->os, slot, ino_pid(ino));
         break;
     case K_PROCDIR: {
         struct vmem_procs *t = vmem_os_procs(fv->os);

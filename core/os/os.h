@@ -81,6 +81,8 @@ const struct vmem_proc *vmem_procs_find(const struct vmem_procs *t, uint32_t pid
  * opened (a snapshot for that open file, like /proc); address-space files
  * are served by core's virtual read path. */
 struct vmem_os_file {
+    /* A kernel row may sit one directory down ("net/tcp"); rows of one
+     * directory are listed together in the table. */
     const char *name;
     unsigned flags;             /* VMEM_OSF_* */
     /* Text rows: the file's bytes (malloc'd, *len set), or NULL with *err

@@ -13,7 +13,7 @@ lines of truth.txt, printed by contrib/guest/init from its own /proc):
   - kernel/modules equals /proc/modules; kernel/cmdline /proc/cmdline;
     kernel/mounts has /proc/mounts's lines (options: the generic ones, a
     prefix of the guest's); kernel/dmesg has every line dmesg printed;
-  - kernel/net_* has every socket the socket holder owns, as
+  - kernel/net/* has every socket the socket holder owns, as
     /proc/net/* shows it (address, port, state, uid, inode);
   - processes.json and .csv have a row per process of proc/ with the
     guest's pid, ppid, name, uid, command line; nothing is flagged hidden.
@@ -161,8 +161,8 @@ with Mount(vmemfs, [("g", spec)], extra=opt) as m:
     # /proc/net: every socket of the holder, by inode, same columns.
     inodes = {int(re.match(r"socket:\[(\d+)\]", n)[1]) for n in names if n.startswith("socket:")}
     for n in ("tcp", "udp", "tcp6", "udp6", "unix"):
-        ours = read("kernel", "net_" + n).decode().splitlines()
-        c.eq(ours[0].split(), net[n][0].split(), "net_%s header" % n)
+        ours = read("kernel", "net", n).decode().splitlines()
+        c.eq(ours[0].split(), net[n][0].split(), "net/%s header" % n)
         if n == "unix":
             def key(l):
                 f = l.split()

@@ -138,11 +138,11 @@ static const struct vmem_os_file kernel_files[] = {
     {"dmesg",    VMEM_OSF_TEXT, render_dmesg},
     {"cmdline",  VMEM_OSF_TEXT, render_kcmdline},
     {"mounts",   VMEM_OSF_TEXT, render_mounts},
-    {"net_tcp",  VMEM_OSF_TEXT, render_net_tcp},
-    {"net_tcp6", VMEM_OSF_TEXT, render_net_tcp6},
-    {"net_udp",  VMEM_OSF_TEXT, render_net_udp},
-    {"net_udp6", VMEM_OSF_TEXT, render_net_udp6},
-    {"net_unix", VMEM_OSF_TEXT, render_net_unix},
+    {"net/tcp",  VMEM_OSF_TEXT, render_net_tcp},
+    {"net/tcp6", VMEM_OSF_TEXT, render_net_tcp6},
+    {"net/udp",  VMEM_OSF_TEXT, render_net_udp},
+    {"net/udp6", VMEM_OSF_TEXT, render_net_udp6},
+    {"net/unix", VMEM_OSF_TEXT, render_net_unix},
 };
 
 /* <vm>/: listings for scripts. */

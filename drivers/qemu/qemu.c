@@ -1239,44 +1239,60 @@ static int map_block(struct qemu_src *s, struct qemu_block *b, int fd, uint64_t 
 }
 
 /* Path 1: a shared memory-backend-file whose mem-path is the file QEMU
- * maps.  0 if mapped; <0 otherwise (note says why). */
+ * maps.  The path comes from the monitor, which may lie: only a file that
+ * the verified QEMU process itself maps is opened (the same device and
+ * inode in its /proc/PID/maps), checked before opening (so that a FIFO or
+ * a device it names is never opened) and again on the descriptor.  0 if
+ * mapped; <0 otherwise (note says why). */
 static int try_shared_file(struct qemu_src *s, struct qemu_block *b,
                            const struct qemu_map *maps, size_t nmaps, bool have_maps)
 {
     if (!b->share || !b->mem_path)
         return -ENOENT;
-    int fd = open(b->mem_path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (!have_maps) {
+        snprintf(b->note, sizeof b->note, "mem-path %s not opened: QEMU's mappings "
+                 "are unreadable, so it cannot be checked", b->mem_path);
+        return -EACCES;
+    }
+    struct stat st;
+    if (stat(b->mem_path, &st) != 0) {
+        snprintf(b->note, sizeof b->note, "mem-path %s: %s", b->mem_path,
+                 strerror(errno));
+        return -errno;
+    }
+    const struct qemu_map *found = NULL;
+    for (size_t i = 0; i < nmaps && S_ISREG(st.st_mode); i++) {
+        const struct qemu_map *m = &maps[i];
+        if (m->inode == (uint64_t)st.st_ino && m->dev_major == major(st.st_dev) &&
+            m->dev_minor == minor(st.st_dev) && m->perms[3] == 's' &&
+            m->end - m->start == b->size) {
+            found = m;
+            break;
+        }
+    }
+    if (!found) {
+        snprintf(b->note, sizeof b->note, "mem-path %s is not %s QEMU (pid %d) "
+                 "maps: not opened", b->mem_path,
+                 S_ISREG(st.st_mode) ? "a file" : "a regular file", (int)s->pid);
+        return -ESTALE;
+    }
+    int fd = open(b->mem_path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY |
+                  O_NONBLOCK);
     if (fd < 0) {
         snprintf(b->note, sizeof b->note, "mem-path %s: %s", b->mem_path,
                  strerror(errno));
         return -errno;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    struct stat fst;
+    if (fstat(fd, &fst) != 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino ||
+        proc_gone(s)) {
         close(fd);
-        snprintf(b->note, sizeof b->note, "mem-path %s is not a file (QEMU made "
-                 "a temporary file in it)", b->mem_path);
-        return -EINVAL;
-    }
-    uint64_t off = 0;
-    bool found = false;
-    for (size_t i = 0; i < nmaps && have_maps; i++) {
-        const struct qemu_map *m = &maps[i];
-        if (m->inode == (uint64_t)st.st_ino && m->dev_major == major(st.st_dev) &&
-            m->dev_minor == minor(st.st_dev) && m->perms[3] == 's' &&
-            m->end - m->start == b->size) {
-            off = m->offset;
-            b->hva = m->start;
-            found = true;
-            break;
-        }
-    }
-    if (have_maps && !found) {
-        close(fd);
-        snprintf(b->note, sizeof b->note, "mem-path %s is not the file QEMU maps "
-                 "(replaced?)", b->mem_path);
+        snprintf(b->note, sizeof b->note, "mem-path %s changed while it was opened "
+                 "(replaced?), or QEMU exited", b->mem_path);
         return -ESTALE;
     }
+    uint64_t off = found->offset;
+    b->hva = found->start;
     int rc = map_block(s, b, fd, off);
     if (rc < 0) {
         close(fd);
@@ -1286,9 +1302,8 @@ static int try_shared_file(struct qemu_src *s, struct qemu_block *b,
     }
     b->file = strdup(b->mem_path);
     b->access = ACCESS_SHARED_FILE;
-    b->verified = found;
-    snprintf(b->note, sizeof b->note, "%s", found ? "same inode as QEMU's mapping"
-             : "QEMU's mappings unreadable: mem-path not checked");
+    b->verified = true;
+    snprintf(b->note, sizeof b->note, "same inode as QEMU's mapping");
     return 0;
 }
 
@@ -1302,9 +1317,17 @@ static int try_map_files(struct qemu_src *s, struct qemu_block *b,
     char path[128];
     snprintf(path, sizeof path, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
              (int)s->pid, m->start, m->end);
-    int fd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    int fd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return -errno;
+    /* The file of that mapping, in the process the pidfd pins. */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != m->inode ||
+        major(st.st_dev) != m->dev_major || minor(st.st_dev) != m->dev_minor ||
+        proc_gone(s)) {
+        close(fd);
+        return -ESTALE;
+    }
     int rc = map_block(s, b, fd, m->offset + (b->hva - m->start));
     if (rc < 0) {
         close(fd);
@@ -1360,6 +1383,11 @@ static void load_maps(struct qemu_src *s, struct maps_info *mi)
     if (text && qemu_parse_maps(text, &mi->maps, &mi->n) == 0 && mi->n > 0)
         mi->have = true;
     free(text);
+    /* Read from a pid that no longer names QEMU: not QEMU's mappings. */
+    if (mi->have && proc_gone(s)) {
+        mi->have = false;
+        mi->err = ESRCH;
+    }
 }
 
 /* Find how to reach block bi (guest RAM in segs): sets b->access and the
@@ -1393,8 +1421,8 @@ static int setup_block(struct qemu_src *s, size_t bi, const struct qemu_ram_seg 
     int rc = find_hva(s, bi, segs, nsegs, mi->maps, mi->n, &m);
     if (rc < 0) {
         snprintf(err, errlen, "%s: cannot find RAM block %s (0x%" PRIx64
-                 " bytes) in QEMU pid %d: %s", s->sock, b->id, b->size,
-                 (int)s->pid, b->note);
+                 " bytes) in QEMU pid %d: %s%s%s", s->sock, b->id, b->size,
+                 (int)s->pid, b->note, why[0] ? "; " : "", why);
         return proc_gone(s) ? -ENODEV : rc == -EAGAIN ? rc : -EIO;
     }
     if (try_map_files(s, b, m) == 0)

@@ -77,6 +77,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drivers/drivers.h"
@@ -164,6 +165,10 @@ struct qemu_src {
      * or mappings the published layouts do not use. */
     pthread_mutex_t lock;
     struct retired *retired;
+    /* While opening: every monitor command within the open's budget,
+     * and none after the first that timed out (a stalled peer). */
+    bool opening, open_stalled;
+    int64_t open_deadline;          /* monotonic ms */
     int *cpu_index;                 /* query-cpus-fast order */
     int ncpus;
     struct vmem_driver_ops ops;
@@ -187,6 +192,57 @@ static bool json_flag(json_object *o, const char *key, bool dflt)
     return json_object_get_boolean(v);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whole open, at most (each command is also bounded by the monitor). */
+#define QEMU_OPEN_BUDGET_MS 30000
+
+/* While opening: -ETIMEDOUT once the peer stalled or the budget is spent. */
+static int open_guard(struct qemu_src *s, char *err, size_t errlen)
+{
+    if (!s->opening)
+        return 0;
+    if (!s->open_stalled && mono_ms() < s->open_deadline)
+        return 0;
+    snprintf(err, errlen, "QEMU's monitor %s while opening: given up",
+             s->open_stalled ? "stopped answering" : "took too long");
+    return -ETIMEDOUT;
+}
+
+/* The monitor's commands as qemu.c runs them (see open_guard). */
+static int s_exec(struct qemu_src *s, const char *cmd, json_object *args,
+                  json_object **ret, char *err, size_t errlen)
+{
+    int rc = open_guard(s, err, errlen);
+    if (rc < 0) {
+        json_object_put(args);
+        return rc;
+    }
+    rc = qemu_mon_execute(s->mon, cmd, args, ret, err, errlen);
+    if (rc == -ETIMEDOUT && s->opening)
+        s->open_stalled = true;
+    return rc;
+}
+
+static int s_hmp(struct qemu_src *s, const char *cmdline, int cpu_index, char **out,
+                 char *err, size_t errlen)
+{
+    int rc = open_guard(s, err, errlen);
+    if (rc < 0) {
+        *out = NULL;
+        return rc;
+    }
+    rc = qemu_mon_hmp(s->mon, cmdline, cpu_index, out, err, errlen);
+    if (rc == -ETIMEDOUT && s->opening)
+        s->open_stalled = true;
+    return rc;
+}
+
 /* qom-get of a string property; malloc'd or NULL. */
 static char *qom_get_str(struct qemu_src *s, const char *path, const char *prop)
 {
@@ -194,7 +250,7 @@ static char *qom_get_str(struct qemu_src *s, const char *path, const char *prop)
     char err[256];
     json_object_object_add(args, "path", json_object_new_string(path));
     json_object_object_add(args, "property", json_object_new_string(prop));
-    if (qemu_mon_execute(s->mon, "qom-get", args, &ret, err, sizeof err) < 0)
+    if (s_exec(s, "qom-get", args, &ret, err, sizeof err) < 0)
         return NULL;
     char *v = NULL;
     if (json_object_is_type(ret, json_type_string))
@@ -638,7 +694,7 @@ static int qemu_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
     if (cpu >= (unsigned)s->ncpus)
         return -ENOENT;
     char *text = NULL, err[256];
-    int rc = qemu_mon_hmp(s->mon, "info registers", s->cpu_index[cpu], &text, err, sizeof err);
+    int rc = s_hmp(s, "info registers", s->cpu_index[cpu], &text, err, sizeof err);
     if (rc < 0)
         return rc;
     out->id = cpu;
@@ -650,7 +706,7 @@ static int qemu_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
 static int run_cmd(struct qemu_src *s, const char *cmd)
 {
     char err[256];
-    return qemu_mon_execute(s->mon, cmd, NULL, NULL, err, sizeof err);
+    return s_exec(s, cmd, NULL, NULL, err, sizeof err);
 }
 
 static int qemu_pause(void *drv) { return run_cmd(drv, "stop"); }
@@ -752,7 +808,7 @@ static void qemu_describe(void *drv, json_object *out)
     if (alive) {
         json_object *st = NULL;
         char err[256];
-        if (qemu_mon_execute(s->mon, "query-status", NULL, &st, err, sizeof err) == 0) {
+        if (s_exec(s, "query-status", NULL, &st, err, sizeof err) == 0) {
             json_object *v;
             if (json_object_object_get_ex(st, "status", &v))
                 json_object_object_add(out, "run_state", json_object_get(v));
@@ -897,7 +953,7 @@ static int load_blocks(struct qemu_src *s, char *err, size_t errlen)
 {
     json_object *ret = NULL;
     char qerr[256];
-    int rc = qemu_mon_execute(s->mon, "query-memdev", NULL, &ret, qerr, sizeof qerr);
+    int rc = s_exec(s, "query-memdev", NULL, &ret, qerr, sizeof qerr);
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", s->sock, qerr);
         return rc;
@@ -943,7 +999,7 @@ static int read_layout(struct qemu_src *s, struct qemu_ram_seg **segs_out,
                        size_t *nsegs_out, char *err, size_t errlen)
 {
     char *text = NULL, qerr[256];
-    int rc = qemu_mon_hmp(s->mon, "info mtree -f", -1, &text, qerr, sizeof qerr);
+    int rc = s_hmp(s, "info mtree -f", -1, &text, qerr, sizeof qerr);
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", s->sock, qerr);
         return rc;
@@ -1004,7 +1060,7 @@ static int qmp_page(struct qemu_src *s, uint64_t gpa, uint8_t *buf)
 {
     char cmd[64], *text = NULL, qerr[256];
     snprintf(cmd, sizeof cmd, "xp /%ux%c 0x%" PRIx64, VMEM_PAGE_SIZE / 8, 'g', gpa);
-    int rc = qemu_mon_hmp(s->mon, cmd, -1, &text, qerr, sizeof qerr);
+    int rc = s_hmp(s, cmd, -1, &text, qerr, sizeof qerr);
     if (rc < 0)
         return rc;
     rc = qemu_parse_xp(text, gpa, buf, VMEM_PAGE_SIZE);
@@ -1344,7 +1400,7 @@ static int load_vcpus(struct qemu_src *s)
 {
     json_object *ret = NULL;
     char err[256];
-    if (qemu_mon_execute(s->mon, "query-cpus-fast", NULL, &ret, err, sizeof err) < 0)
+    if (s_exec(s, "query-cpus-fast", NULL, &ret, err, sizeof err) < 0)
         return 0;                   /* vCPUs unknown: not fatal */
     size_t n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
     s->cpu_index = calloc(n ? n : 1, sizeof *s->cpu_index);
@@ -1566,10 +1622,12 @@ static int open_on_monitor(struct qemu_monitor *mon, const char *label, bool has
     atomic_init(&s->gone, false);
     atomic_init(&s->layout, NULL);
     pthread_mutex_init(&s->lock, NULL);
+    s->opening = true;
+    s->open_deadline = mono_ms() + QEMU_OPEN_BUDGET_MS;
     char qerr[256];
     int rc;
     json_object *ver = NULL;
-    rc = qemu_mon_execute(s->mon, "query-version", NULL, &ver, qerr, sizeof qerr);
+    rc = s_exec(s, "query-version", NULL, &ver, qerr, sizeof qerr);
     if (rc == 0) {
         json_object *q, *pkg;
         if (json_object_object_get_ex(ver, "qemu", &q))
@@ -1648,12 +1706,18 @@ static int open_on_monitor(struct qemu_monitor *mon, const char *label, bool has
     free(segs);
     if (rc == 0)
         rc = load_vcpus(s);
+    if (rc == 0 && open_guard(s, qerr, sizeof qerr) < 0) {
+        /* Optional answers (a backend's type, the vCPUs) timed out. */
+        snprintf(err, errlen, "%s: %s", s->sock, qerr);
+        rc = -ETIMEDOUT;
+    }
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "%s: out of memory", s->sock);
         qemu_close(s);
         return rc;
     }
+    s->opening = false;
     s->ops = (struct vmem_driver_ops){
         .name = "qemu",
         .ranges = qemu_ranges,

@@ -10,6 +10,9 @@ listens, and serves QMP as the mode says:
   liar FILE     the same claim, from the process that listens, which stays
                 alive but never maps FILE.
   stall         greets every client, then never answers a command.
+  stall-qom     answers query-memdev with 64 backends, then never answers
+                a qom-get (each backend asks two): an open that waited for
+                every one would take 64 x 2 x 5 s.
 
 The fake serves until killed (by the test, by pid: it prints PID=N of the
 process that answers)."""
@@ -67,6 +70,14 @@ def serve(conn, mode, ram_file, size):
             if mode == "stall":
                 continue            # read, never answer
             msg = json.loads(line)
+            if mode == "stall-qom" and msg.get("execute") == "qom-get":
+                continue
+            if mode == "stall-qom" and msg.get("execute") == "query-memdev":
+                reply = {"return": [{"id": "ram%d" % i, "size": 1 << 20, "share": False}
+                                    for i in range(64)], "id": msg.get("id")}
+                f.write(json.dumps(reply) + "\r\n")
+                f.flush()
+                continue
             ret = answer(msg.get("execute"), msg.get("arguments", {}), ram_file, size)
             reply = ({"return": ret} if ret is not None else
                      {"error": {"class": "GenericError", "desc": "not in the fake"}})

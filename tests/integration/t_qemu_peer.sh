@@ -9,6 +9,8 @@
 #   liar    a live peer names a root-only file it does not map: refused
 #   stall   a peer that greets and never answers a command: the open gives
 #           up after the monitor's timeout (5 s), not minutes
+#   stall-qom  one that stops answering after query-memdev: the first
+#           timeout ends the open (not one timeout per command)
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || skip "python3 missing"
 [ -x "$VMEMFS" ] || { echo "FAIL: $VMEMFS not built"; exit 1; }
@@ -80,6 +82,10 @@ expect_refused liar "$sock" "not a file QEMU (pid [0-9]*) maps" 15
 echo "== a peer that greets and never answers"
 sock=$(start_fake stall stall)
 expect_refused stall "$sock" "no reply within" 15
+
+echo "== a peer that stops answering in the middle of the open (64 backends)"
+sock=$(start_fake stallqom stall-qom)
+expect_refused stallqom "$sock" "stopped answering while opening" 20
 
 [ "$fail" = 0 ] || { echo "FAIL: t_qemu_peer"; exit 1; }
 echo "PASS: t_qemu_peer"

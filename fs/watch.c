@@ -87,21 +87,23 @@ static void *opener_main(void *arg)
     struct opener *o = arg;
     struct discovery *dc = o->dc;
     struct vmemfs_watch *w = dc->w;
-    /* A source may be announced a moment before it answers (QEMU binds its
-     * socket before it listens): a few quick retries, bounded. */
+    /* A discovery announces a source once it answers (a QMP socket once it
+     * listens), and one open is bounded by its driver (seconds): one retry
+     * covers a source that was a moment early, without letting a stalled
+     * one hold this thread for long. */
     char err[512] = "";
     struct vm *vm = NULL;
-    for (int attempt = 0; attempt < 20 && !vm; attempt++) {
+    for (int attempt = 0; attempt < 2 && !vm; attempt++) {
         pthread_mutex_lock(&w->lock);
         bool stopping = w->stopping;
         pthread_mutex_unlock(&w->lock);
         if (stopping)
             break;
-        vm = vmem_vm_open(o->name, o->spec, &w->vopt, err, sizeof err);
-        if (!vm) {
-            struct timespec ts = {0, 100 * 1000000};
+        if (attempt) {
+            struct timespec ts = {0, 500 * 1000000};
             nanosleep(&ts, NULL);
         }
+        vm = vmem_vm_open(o->name, o->spec, &w->vopt, err, sizeof err);
     }
     if (!vm) {
         if (err[0])

@@ -77,10 +77,13 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drivers/qemu/qemu.h"
 #include "drivers/qemu/parse.h"
+#include "drivers/qemu/discover.h"
+#include "drivers/qemu/monitor.h"
 #include "drivers/qemu/qmp.h"
 
 #define QEMU_IOV_MAX 1024           /* per process_vm_readv call (UIO_MAXIOV) */
@@ -141,8 +144,10 @@ struct retired {
 };
 
 struct qemu_src {
-    char *sock;
-    struct qmp *qmp;
+    char *sock;                     /* the QMP socket, or what names the
+                                       monitor's QEMU in messages */
+    bool has_socket;                /* opened on a QMP socket path */
+    struct qemu_monitor *mon;
     bool rw;
     pid_t pid;
     int pidfd;                      /* -1: none */
@@ -160,6 +165,10 @@ struct qemu_src {
      * or mappings the published layouts do not use. */
     pthread_mutex_t lock;
     struct retired *retired;
+    /* While opening: every monitor command within the open's budget,
+     * and none after the first that timed out (a stalled peer). */
+    bool opening, open_stalled;
+    int64_t open_deadline;          /* monotonic ms */
     int *cpu_index;                 /* query-cpus-fast order */
     int ncpus;
     struct vmem_driver_ops ops;
@@ -183,6 +192,57 @@ static bool json_flag(json_object *o, const char *key, bool dflt)
     return json_object_get_boolean(v);
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whole open, at most (each command is also bounded by the monitor). */
+#define QEMU_OPEN_BUDGET_MS 30000
+
+/* While opening: -ETIMEDOUT once the peer stalled or the budget is spent. */
+static int open_guard(struct qemu_src *s, char *err, size_t errlen)
+{
+    if (!s->opening)
+        return 0;
+    if (!s->open_stalled && mono_ms() < s->open_deadline)
+        return 0;
+    snprintf(err, errlen, "QEMU's monitor %s while opening: given up",
+             s->open_stalled ? "stopped answering" : "took too long");
+    return -ETIMEDOUT;
+}
+
+/* The monitor's commands as qemu.c runs them (see open_guard). */
+static int s_exec(struct qemu_src *s, const char *cmd, json_object *args,
+                  json_object **ret, char *err, size_t errlen)
+{
+    int rc = open_guard(s, err, errlen);
+    if (rc < 0) {
+        json_object_put(args);
+        return rc;
+    }
+    rc = qemu_mon_execute(s->mon, cmd, args, ret, err, errlen);
+    if (rc == -ETIMEDOUT && s->opening)
+        s->open_stalled = true;
+    return rc;
+}
+
+static int s_hmp(struct qemu_src *s, const char *cmdline, int cpu_index, char **out,
+                 char *err, size_t errlen)
+{
+    int rc = open_guard(s, err, errlen);
+    if (rc < 0) {
+        *out = NULL;
+        return rc;
+    }
+    rc = qemu_mon_hmp(s->mon, cmdline, cpu_index, out, err, errlen);
+    if (rc == -ETIMEDOUT && s->opening)
+        s->open_stalled = true;
+    return rc;
+}
+
 /* qom-get of a string property; malloc'd or NULL. */
 static char *qom_get_str(struct qemu_src *s, const char *path, const char *prop)
 {
@@ -190,7 +250,7 @@ static char *qom_get_str(struct qemu_src *s, const char *path, const char *prop)
     char err[256];
     json_object_object_add(args, "path", json_object_new_string(path));
     json_object_object_add(args, "property", json_object_new_string(prop));
-    if (qmp_execute(s->qmp, "qom-get", args, &ret, err, sizeof err) < 0)
+    if (s_exec(s, "qom-get", args, &ret, err, sizeof err) < 0)
         return NULL;
     char *v = NULL;
     if (json_object_is_type(ret, json_type_string))
@@ -634,7 +694,7 @@ static int qemu_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
     if (cpu >= (unsigned)s->ncpus)
         return -ENOENT;
     char *text = NULL, err[256];
-    int rc = qmp_hmp(s->qmp, "info registers", s->cpu_index[cpu], &text, err, sizeof err);
+    int rc = s_hmp(s, "info registers", s->cpu_index[cpu], &text, err, sizeof err);
     if (rc < 0)
         return rc;
     out->id = cpu;
@@ -646,7 +706,7 @@ static int qemu_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
 static int run_cmd(struct qemu_src *s, const char *cmd)
 {
     char err[256];
-    return qmp_execute(s->qmp, cmd, NULL, NULL, err, sizeof err);
+    return s_exec(s, cmd, NULL, NULL, err, sizeof err);
 }
 
 static int qemu_pause(void *drv) { return run_cmd(drv, "stop"); }
@@ -669,14 +729,15 @@ static const char *access_name(enum block_access a)
 static bool qemu_gone(void *drv)
 {
     struct qemu_src *s = drv;
-    return proc_gone(s) || !qmp_alive(s->qmp);
+    return proc_gone(s) || !qemu_mon_alive(s->mon);
 }
 
 static void qemu_describe(void *drv, json_object *out)
 {
     struct qemu_src *s = drv;
     pthread_mutex_lock(&s->lock);
-    json_object_object_add(out, "socket", json_object_new_string(s->sock));
+    if (s->has_socket)
+        json_object_object_add(out, "socket", json_object_new_string(s->sock));
     json_object_object_add(out, "pid", json_object_new_int64(s->pid));
     json_object_object_add(out, "qemu_version", json_object_new_string(s->version));
     if (s->package[0])
@@ -742,12 +803,12 @@ static void qemu_describe(void *drv, json_object *out)
     json_object_object_add(out, "ram_layout", arr);
     json_object_object_add(out, "layout_changes", json_object_new_int64(s->layout_changes));
     pthread_mutex_unlock(&s->lock);
-    bool alive = qmp_alive(s->qmp) && !proc_gone(s);
+    bool alive = !qemu_gone(s);
     json_object_object_add(out, "qemu_alive", json_object_new_boolean(alive));
     if (alive) {
         json_object *st = NULL;
         char err[256];
-        if (qmp_execute(s->qmp, "query-status", NULL, &st, err, sizeof err) == 0) {
+        if (s_exec(s, "query-status", NULL, &st, err, sizeof err) == 0) {
             json_object *v;
             if (json_object_object_get_ex(st, "status", &v))
                 json_object_object_add(out, "run_state", json_object_get(v));
@@ -874,14 +935,14 @@ static void qemu_close(void *drv)
         close(s->pidfd);
     if (s->memfd >= 0)
         close(s->memfd);
-    qmp_close(s->qmp);
+    qemu_mon_close(s->mon);
     free(s->sock);
     free(s);
 }
 
-struct qmp *qemu_driver_qmp(void *priv)
+struct qemu_monitor *qemu_driver_monitor(void *priv)
 {
-    return ((struct qemu_src *)priv)->qmp;
+    return ((struct qemu_src *)priv)->mon;
 }
 
 /* ------------------------------------------------------------------- open */
@@ -892,7 +953,7 @@ static int load_blocks(struct qemu_src *s, char *err, size_t errlen)
 {
     json_object *ret = NULL;
     char qerr[256];
-    int rc = qmp_execute(s->qmp, "query-memdev", NULL, &ret, qerr, sizeof qerr);
+    int rc = s_exec(s, "query-memdev", NULL, &ret, qerr, sizeof qerr);
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", s->sock, qerr);
         return rc;
@@ -938,7 +999,7 @@ static int read_layout(struct qemu_src *s, struct qemu_ram_seg **segs_out,
                        size_t *nsegs_out, char *err, size_t errlen)
 {
     char *text = NULL, qerr[256];
-    int rc = qmp_hmp(s->qmp, "info mtree -f", -1, &text, qerr, sizeof qerr);
+    int rc = s_hmp(s, "info mtree -f", -1, &text, qerr, sizeof qerr);
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", s->sock, qerr);
         return rc;
@@ -999,7 +1060,7 @@ static int qmp_page(struct qemu_src *s, uint64_t gpa, uint8_t *buf)
 {
     char cmd[64], *text = NULL, qerr[256];
     snprintf(cmd, sizeof cmd, "xp /%ux%c 0x%" PRIx64, VMEM_PAGE_SIZE / 8, 'g', gpa);
-    int rc = qmp_hmp(s->qmp, cmd, -1, &text, qerr, sizeof qerr);
+    int rc = s_hmp(s, cmd, -1, &text, qerr, sizeof qerr);
     if (rc < 0)
         return rc;
     rc = qemu_parse_xp(text, gpa, buf, VMEM_PAGE_SIZE);
@@ -1234,44 +1295,60 @@ static int map_block(struct qemu_src *s, struct qemu_block *b, int fd, uint64_t 
 }
 
 /* Path 1: a shared memory-backend-file whose mem-path is the file QEMU
- * maps.  0 if mapped; <0 otherwise (note says why). */
+ * maps.  The path comes from the monitor, which may lie: only a file that
+ * the verified QEMU process itself maps is opened (the same device and
+ * inode in its /proc/PID/maps), checked before opening (so that a FIFO or
+ * a device it names is never opened) and again on the descriptor.  0 if
+ * mapped; <0 otherwise (note says why). */
 static int try_shared_file(struct qemu_src *s, struct qemu_block *b,
                            const struct qemu_map *maps, size_t nmaps, bool have_maps)
 {
     if (!b->share || !b->mem_path)
         return -ENOENT;
-    int fd = open(b->mem_path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (!have_maps) {
+        snprintf(b->note, sizeof b->note, "mem-path %s not opened: QEMU's mappings "
+                 "are unreadable, so it cannot be checked", b->mem_path);
+        return -EACCES;
+    }
+    struct stat st;
+    if (stat(b->mem_path, &st) != 0) {
+        snprintf(b->note, sizeof b->note, "mem-path %s: %s", b->mem_path,
+                 strerror(errno));
+        return -errno;
+    }
+    const struct qemu_map *found = NULL;
+    for (size_t i = 0; i < nmaps && S_ISREG(st.st_mode); i++) {
+        const struct qemu_map *m = &maps[i];
+        if (m->inode == (uint64_t)st.st_ino && m->dev_major == major(st.st_dev) &&
+            m->dev_minor == minor(st.st_dev) && m->perms[3] == 's' &&
+            m->end - m->start == b->size) {
+            found = m;
+            break;
+        }
+    }
+    if (!found) {
+        snprintf(b->note, sizeof b->note, "mem-path %s is not %s QEMU (pid %d) "
+                 "maps: not opened", b->mem_path,
+                 S_ISREG(st.st_mode) ? "a file" : "a regular file", (int)s->pid);
+        return -ESTALE;
+    }
+    int fd = open(b->mem_path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY |
+                  O_NONBLOCK);
     if (fd < 0) {
         snprintf(b->note, sizeof b->note, "mem-path %s: %s", b->mem_path,
                  strerror(errno));
         return -errno;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    struct stat fst;
+    if (fstat(fd, &fst) != 0 || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino ||
+        proc_gone(s)) {
         close(fd);
-        snprintf(b->note, sizeof b->note, "mem-path %s is not a file (QEMU made "
-                 "a temporary file in it)", b->mem_path);
-        return -EINVAL;
-    }
-    uint64_t off = 0;
-    bool found = false;
-    for (size_t i = 0; i < nmaps && have_maps; i++) {
-        const struct qemu_map *m = &maps[i];
-        if (m->inode == (uint64_t)st.st_ino && m->dev_major == major(st.st_dev) &&
-            m->dev_minor == minor(st.st_dev) && m->perms[3] == 's' &&
-            m->end - m->start == b->size) {
-            off = m->offset;
-            b->hva = m->start;
-            found = true;
-            break;
-        }
-    }
-    if (have_maps && !found) {
-        close(fd);
-        snprintf(b->note, sizeof b->note, "mem-path %s is not the file QEMU maps "
-                 "(replaced?)", b->mem_path);
+        snprintf(b->note, sizeof b->note, "mem-path %s changed while it was opened "
+                 "(replaced?), or QEMU exited", b->mem_path);
         return -ESTALE;
     }
+    uint64_t off = found->offset;
+    b->hva = found->start;
     int rc = map_block(s, b, fd, off);
     if (rc < 0) {
         close(fd);
@@ -1281,9 +1358,8 @@ static int try_shared_file(struct qemu_src *s, struct qemu_block *b,
     }
     b->file = strdup(b->mem_path);
     b->access = ACCESS_SHARED_FILE;
-    b->verified = found;
-    snprintf(b->note, sizeof b->note, "%s", found ? "same inode as QEMU's mapping"
-             : "QEMU's mappings unreadable: mem-path not checked");
+    b->verified = true;
+    snprintf(b->note, sizeof b->note, "same inode as QEMU's mapping");
     return 0;
 }
 
@@ -1297,9 +1373,17 @@ static int try_map_files(struct qemu_src *s, struct qemu_block *b,
     char path[128];
     snprintf(path, sizeof path, "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
              (int)s->pid, m->start, m->end);
-    int fd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    int fd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return -errno;
+    /* The file of that mapping, in the process the pidfd pins. */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_ino != m->inode ||
+        major(st.st_dev) != m->dev_major || minor(st.st_dev) != m->dev_minor ||
+        proc_gone(s)) {
+        close(fd);
+        return -ESTALE;
+    }
     int rc = map_block(s, b, fd, m->offset + (b->hva - m->start));
     if (rc < 0) {
         close(fd);
@@ -1316,7 +1400,7 @@ static int load_vcpus(struct qemu_src *s)
 {
     json_object *ret = NULL;
     char err[256];
-    if (qmp_execute(s->qmp, "query-cpus-fast", NULL, &ret, err, sizeof err) < 0)
+    if (s_exec(s, "query-cpus-fast", NULL, &ret, err, sizeof err) < 0)
         return 0;                   /* vCPUs unknown: not fatal */
     size_t n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
     s->cpu_index = calloc(n ? n : 1, sizeof *s->cpu_index);
@@ -1355,6 +1439,11 @@ static void load_maps(struct qemu_src *s, struct maps_info *mi)
     if (text && qemu_parse_maps(text, &mi->maps, &mi->n) == 0 && mi->n > 0)
         mi->have = true;
     free(text);
+    /* Read from a pid that no longer names QEMU: not QEMU's mappings. */
+    if (mi->have && proc_gone(s)) {
+        mi->have = false;
+        mi->err = ESRCH;
+    }
 }
 
 /* Find how to reach block bi (guest RAM in segs): sets b->access and the
@@ -1388,8 +1477,8 @@ static int setup_block(struct qemu_src *s, size_t bi, const struct qemu_ram_seg 
     int rc = find_hva(s, bi, segs, nsegs, mi->maps, mi->n, &m);
     if (rc < 0) {
         snprintf(err, errlen, "%s: cannot find RAM block %s (0x%" PRIx64
-                 " bytes) in QEMU pid %d: %s", s->sock, b->id, b->size,
-                 (int)s->pid, b->note);
+                 " bytes) in QEMU pid %d: %s%s%s", s->sock, b->id, b->size,
+                 (int)s->pid, b->note, why[0] ? "; " : "", why);
         return proc_gone(s) ? -ENODEV : rc == -EAGAIN ? rc : -EIO;
     }
     if (try_map_files(s, b, m) == 0)
@@ -1513,34 +1602,33 @@ static int qemu_refresh(void *drv)
     return rc;
 }
 
-int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *out,
+/* The driver on monitor mon (owned from here on), for QEMU process
+ * qemu_pid (0: the one the monitor names); label names it in messages. */
+static int open_on_monitor(struct qemu_monitor *mon, const char *label, bool has_socket,
+                           pid_t qemu_pid, unsigned flags, struct vmem_driver *out,
                            char *err, size_t errlen)
 {
-    if (!arg || !arg[0]) {
-        snprintf(err, errlen, "qemu: no QMP socket given (qemu:QMP_SOCKET)");
-        return -EINVAL;
-    }
     struct qemu_src *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "%s: out of memory", arg);
+    if (!s || !(s->sock = strdup(label))) {
+        free(s);
+        qemu_mon_close(mon);
+        snprintf(err, errlen, "%s: out of memory", label);
         return -ENOMEM;
     }
+    s->mon = mon;
+    s->has_socket = has_socket;
     s->pidfd = s->memfd = -1;
     s->rw = flags & QEMU_OPEN_RW;
     atomic_init(&s->gone, false);
     atomic_init(&s->layout, NULL);
     pthread_mutex_init(&s->lock, NULL);
-    char *abs = realpath(arg, NULL);
-    s->sock = abs ? abs : strdup(arg);
+    s->opening = true;
+    s->open_deadline = mono_ms() + QEMU_OPEN_BUDGET_MS;
     char qerr[256];
-    int rc = qmp_connect(arg, QMP_DEFAULT_TIMEOUT_MS, &s->qmp, qerr, sizeof qerr);
-    if (rc < 0) {
-        snprintf(err, errlen, "%s", qerr);
-        qemu_close(s);
-        return rc;
-    }
+    int rc;
     json_object *ver = NULL;
-    if (qmp_execute(s->qmp, "query-version", NULL, &ver, qerr, sizeof qerr) == 0) {
+    rc = s_exec(s, "query-version", NULL, &ver, qerr, sizeof qerr);
+    if (rc == 0) {
         json_object *q, *pkg;
         if (json_object_object_get_ex(ver, "qemu", &q))
             snprintf(s->version, sizeof s->version, "%" PRIu64 ".%" PRIu64 ".%" PRIu64,
@@ -1549,17 +1637,39 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
         if (json_object_object_get_ex(ver, "package", &pkg))
             snprintf(s->package, sizeof s->package, "%s", json_object_get_string(pkg));
         json_object_put(ver);
+    } else if (rc == -ETIMEDOUT || rc == -ENODEV) {
+        /* A peer that does not answer is not waited on command after
+         * command: open fails now. */
+        snprintf(err, errlen, "%s", qerr);
+        qemu_close(s);
+        return rc;
     }
 
-    s->pid = qmp_peer_pid(s->qmp);
-    s->mem_errno = ESRCH;
-    if (s->pid > 0) {
-        s->pidfd = sys_pidfd_open(s->pid);
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/mem", (int)s->pid);
-        s->memfd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-        s->mem_errno = s->memfd < 0 ? errno : 0;
+    /* The QEMU process, pinned by a pidfd: everything read from its
+     * memory or files is checked against what it maps (see try_*). */
+    pid_t mon_pid = qemu_mon_pid(s->mon);
+    s->pid = qemu_pid > 0 ? qemu_pid : mon_pid;
+    if (s->pid <= 0) {
+        snprintf(err, errlen, "%s: QEMU's process is unknown (another pid "
+                 "namespace?): its memory cannot be checked, refused", s->sock);
+        qemu_close(s);
+        return -EACCES;
     }
+    if (s->pid == mon_pid) {
+        rc = qemu_mon_pidfd(s->mon);
+        s->pidfd = rc >= 0 ? rc : -1;
+    }
+    if (s->pidfd < 0)
+        s->pidfd = sys_pidfd_open(s->pid);
+    if ((s->pidfd < 0 && errno == ESRCH) || proc_gone(s)) {
+        snprintf(err, errlen, "%s: QEMU process %d has exited", s->sock, (int)s->pid);
+        qemu_close(s);
+        return -ENODEV;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)s->pid);
+    s->memfd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    s->mem_errno = s->memfd < 0 ? errno : 0;
 
     struct qemu_ram_seg *segs = NULL;
     size_t nsegs = 0;
@@ -1596,12 +1706,18 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
     free(segs);
     if (rc == 0)
         rc = load_vcpus(s);
+    if (rc == 0 && open_guard(s, qerr, sizeof qerr) < 0) {
+        /* Optional answers (a backend's type, the vCPUs) timed out. */
+        snprintf(err, errlen, "%s: %s", s->sock, qerr);
+        rc = -ETIMEDOUT;
+    }
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errlen, "%s: out of memory", s->sock);
         qemu_close(s);
         return rc;
     }
+    s->opening = false;
     s->ops = (struct vmem_driver_ops){
         .name = "qemu",
         .ranges = qemu_ranges,
@@ -1624,22 +1740,56 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
     return 0;
 }
 
+int qemu_driver_open_monitor(struct qemu_monitor *mon, pid_t qemu_pid, unsigned flags,
+                              struct vmem_driver *out, char *err, size_t errlen)
+{
+    char label[48];
+    pid_t pid = qemu_pid > 0 ? qemu_pid : mon ? qemu_mon_pid(mon) : 0;
+    snprintf(label, sizeof label, "QEMU pid %d", (int)pid);
+    if (!mon) {
+        snprintf(err, errlen, "qemu: no monitor given");
+        return -EINVAL;
+    }
+    return open_on_monitor(mon, label, false, qemu_pid, flags, out, err, errlen);
+}
+
+int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *out,
+                           char *err, size_t errlen)
+{
+    if (!arg || !arg[0]) {
+        snprintf(err, errlen, "qemu: no QMP socket given (qemu:QMP_SOCKET)");
+        return -EINVAL;
+    }
+    struct qemu_monitor *mon = NULL;
+    int rc = qemu_qmp_monitor_open(arg, QMP_DEFAULT_TIMEOUT_MS, &mon, err, errlen);
+    if (rc < 0)
+        return rc;
+    char *abs = realpath(arg, NULL);
+    rc = open_on_monitor(mon, abs ? abs : arg, true, 0, flags, out, err, errlen);
+    free(abs);
+    return rc;
+}
+
 int qemu_driver_open(const char *arg, struct vmem_driver *out, char *err,
                      size_t errlen)
 {
     return qemu_driver_open_flags(arg, 0, out, err, errlen);
 }
 
-static int qemu_class_open(const char *arg, unsigned flags, struct vmem_driver *out,
-                           char *err, size_t errlen)
+static int class_open(const char *arg, unsigned flags, struct vmem_driver *out, char *err,
+                      size_t errlen)
 {
-    return qemu_driver_open_flags(arg, (flags & VMEM_OPEN_RW) ? QEMU_OPEN_RW : 0,
-                                  out, err, errlen);
+    return qemu_driver_open_flags(arg, (flags & VMEM_OPEN_RW) ? QEMU_OPEN_RW : 0, out,
+                                  err, errlen);
 }
 
 const struct vmem_driver_class qemu_driver_class = {
     .scheme = "qemu",
     .usage = "qemu:QMP_SOCKET",
-    .summary = "a running QEMU, through its QMP socket",
-    .open = qemu_class_open,
+    .summary = "a running QEMU (-qmp unix:PATH,server=on,wait=off)",
+    .open = class_open,
+    .discover_option = "qemu-dir",
+    .discover_usage = "--qemu-dir DIR",
+    .discover_start = qemu_discover_start,
+    .discover_stop = qemu_discover_stop,
 };

@@ -100,10 +100,13 @@ class QMP:
         return data
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        # The file object holds the socket open too: close both, or QEMU
+        # keeps serving this (idle) client and nobody else.
+        for o in (self.f, self.sock):
+            try:
+                o.close()
+            except (OSError, ValueError):
+                pass
 
 
 class Guest:

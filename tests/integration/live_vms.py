@@ -38,7 +38,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from live_common import (Checks, check_exit, mount, boot_many, compare_with_elf,  # noqa: E402
-                         control, dump_elf, log, note, open_errno, u64, wait_until)
+                         control, dump_elf, log, note, open_errno, u64, wait_until,
+                         QMP, QMPError)
 
 vmemfs, work, shm = sys.argv[1], sys.argv[2], sys.argv[3]
 symbols = sys.argv[4] if len(sys.argv) > 4 and os.path.isdir(sys.argv[4]) else None
@@ -108,6 +109,28 @@ def part1_2_4ro():
                 c.ok(str(cpid) in pids, "%s: the counter process %d is in proc/" % (vm, cpid))
                 with open(m.path(vm, "proc", str(cpid), "status")) as f:
                     c.ok("Name:\tpattern" in f.read(), "%s: proc/%d/status names pattern" % (vm, cpid))
+
+        # ---- QEMU's monitor stays usable: vmemfs holds no QMP connection
+        # between commands, so the operator's own client on the very socket
+        # vmemfs uses is served at once, while the VM is mounted and read.
+        for vm in VMS:
+            g = G[vm]
+            try:
+                op = QMP(g.sock, timeout=5)
+                st = op.status()
+                with open(m.path(vm, "pmem.raw"), "rb") as f:
+                    head = f.read(4096)
+                op.close()
+                c.eq(st, "running", "%s: a second QMP client on vmemfs's socket is "
+                     "served while mounted" % vm)
+                c.eq(len(head), 4096, "%s: pmem.raw reads while that client is "
+                     "connected" % vm)
+            except (OSError, QMPError) as e:
+                c.ok(False, "%s: a second QMP client on vmemfs's socket while "
+                     "mounted: %s" % (vm, e))
+            with open(m.path(vm, "info.json")) as f:
+                c.eq(json.load(f).get("source", {}).get("run_state"), "running",
+                     "%s: vmemfs's own commands still work after it" % vm)
 
         for vm in VMS:
             g = G[vm]

@@ -37,12 +37,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "tests/unit/testenv.h"
 
 #include "core/phys/guard.h"
+#include "drivers/qemu/monitor.h"
 #include "drivers/qemu/qemu.h"
 
 #define MIB (1024u * 1024u)
@@ -157,12 +159,10 @@ static char *f_xp(struct fake *f, const char *cmd)
     return text;
 }
 
-static void *f_main(void *arg)
+/* One client connection, served until it closes. */
+static void f_serve(struct fake *f)
 {
-    struct fake *f = arg;
-    f->cfd = accept(f->lfd, NULL, NULL);
-    if (f->cfd < 0)
-        return NULL;
+    f->rlen = 0;
     static const char greeting[] = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, "
         "\"minor\": 2, \"major\": 7}, \"package\": \"fake\"}, \"capabilities\": []}}\r\n";
     send(f->cfd, greeting, sizeof greeting - 1, MSG_NOSIGNAL);
@@ -236,6 +236,15 @@ static void *f_main(void *arg)
         json_object_put(c);
     }
     close(f->cfd);
+}
+
+/* Connection after connection (the driver connects for each command),
+ * until fake_stop shuts the listening socket down. */
+static void *f_main(void *arg)
+{
+    struct fake *f = arg;
+    while ((f->cfd = accept(f->lfd, NULL, NULL)) >= 0)
+        f_serve(f);
     return NULL;
 }
 
@@ -260,9 +269,10 @@ static void fake_start(struct fake *f)
     assert_int_equal(pthread_create(&f->thread, NULL, f_main, f), 0);
 }
 
-/* After the driver closed its connection. */
+/* After the driver closed. */
 static void fake_stop(struct fake *f)
 {
+    shutdown(f->lfd, SHUT_RDWR);    /* accept() returns */
     pthread_join(f->thread, NULL);
     close(f->lfd);
     unlink(f->sock);
@@ -875,6 +885,100 @@ static void test_write_process(void **state)
     free(post);
 }
 
+/* A monitor of the caller's (as the libvirt driver's, on
+ * virDomainQemuMonitorCommand): QMP JSON passed through, no pid of its
+ * own, HMP through human-monitor-command; the QEMU pid handed in. */
+struct given_mon {
+    struct qemu_monitor base;
+    struct qemu_monitor *inner;     /* where the JSON goes */
+    unsigned executes;
+    bool *closed;
+};
+
+static int gm_execute(struct qemu_monitor *m, const char *cmd, json_object *args,
+                      json_object **ret, char *err, size_t errlen)
+{
+    struct given_mon *g = (struct given_mon *)m;
+    g->executes++;
+    return qemu_mon_execute(g->inner, cmd, args, ret, err, errlen);
+}
+
+static pid_t gm_pid(struct qemu_monitor *m)
+{
+    (void)m;
+    return 0;
+}
+
+static void gm_close(struct qemu_monitor *m)
+{
+    struct given_mon *g = (struct given_mon *)m;
+    qemu_mon_close(g->inner);
+    *g->closed = true;
+    free(g);
+}
+
+static const struct qemu_monitor_ops given_ops = {
+    .execute = gm_execute, .pid = gm_pid, .close = gm_close};
+
+static struct given_mon *given_mon(struct fake *f, bool *closed)
+{
+    struct given_mon *g = calloc(1, sizeof *g);
+    g->base.ops = &given_ops;
+    g->closed = closed;
+    char err[512];
+    if (qemu_qmp_monitor_open(f->sock, 0, &g->inner, err, sizeof err) != 0)
+        fail_msg("qemu_qmp_monitor_open: %s", err);
+    return g;
+}
+
+static void test_monitor_given(void **state)
+{
+    (void)state;
+    uint8_t *ram = anon_ram(BLOCK);
+    struct fake f;
+    fake_pc_ram(&f, ram);
+    char *post = slurp("qemu72-mtree-q35-256M.txt");
+    fake_mtree(&f, post);
+    boot_guest(ram);
+    fake_start(&f);
+    bool closed = false;
+    struct given_mon *g = given_mon(&f, &closed);
+    struct vmem_driver d;
+    char err[512];
+    int rc = qemu_driver_open_monitor(&g->base, getpid(), 0, &d, err, sizeof err);
+    if (rc)
+        fail_msg("qemu_driver_open_monitor: %s", err);
+    assert_true(g->executes > 3);
+    json_object *o = describe(&d);
+    json_object *v;
+    assert_false(json_object_object_get_ex(o, "socket", &v));
+    assert_int_equal(jint(o, "pid"), getpid());
+    assert_string_equal(jstr(block_of(o, "pc.ram"), "access"), "process memory");
+    assert_true(jbool(block_of(o, "pc.ram"), "verified"));
+    json_object_put(o);
+    expect_frames(&d, 0xc7000, 4096, ram + 0xc7000);
+    assert_int_equal(d.ops->pause(d.priv), 0);
+    assert_false(d.ops->gone(d.priv));
+    d.ops->close(d.priv);
+    assert_true(closed);
+
+    /* A pid that names no process: refused, and the monitor closed. */
+    closed = false;
+    g = given_mon(&f, &closed);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    waitpid(child, NULL, 0);
+    rc = qemu_driver_open_monitor(&g->base, child, 0, &d, err, sizeof err);
+    print_message("exited pid: %s\n", err);
+    assert_int_equal(rc, -ENODEV);
+    assert_true(closed);
+    fake_stop(&f);
+    fake_free(&f);
+    anon_free(ram, BLOCK);
+    free(post);
+}
+
 int main(void)
 {
     vmem_guard_init();
@@ -885,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_dimm_later),
         cmocka_unit_test(test_write_file),
         cmocka_unit_test(test_write_process),
+        cmocka_unit_test(test_monitor_given),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,10 +16,12 @@ command -v python3 >/dev/null || skip "python3 missing"
 [ -x "$VMEMFS" ] || { echo "FAIL: $VMEMFS not built"; exit 1; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmemfs-peer.XXXXXX")
-FAKEPIDS=()
+# start_fake runs in a command substitution (a subshell): the pids of the
+# fakes and of their children go to a file, not to a variable.
+PIDFILE=$WORK/fake.pids
 cleanup() {
     local p
-    for p in "${FAKEPIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    [ -f "$PIDFILE" ] && for p in $(cat "$PIDFILE"); do kill -9 "$p" 2>/dev/null || true; done
     fusermount3 -u -z "$WORK/mnt" 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -35,13 +37,13 @@ fail=0
 start_fake() {   # NAME MODE [FILE]: prints the socket path
     local sock=$WORK/$1.qmp out=$WORK/$1.out i
     python3 "$SRC/tests/integration/fake_qmp.py" "$sock" "$2" ${3:+"$3"} >"$out" 2>&1 &
-    FAKEPIDS+=($!)
+    echo $! >>"$PIDFILE"
     for i in $(seq 100); do
         grep -q READY "$out" 2>/dev/null && break
         sleep 0.05
     done
     grep -q READY "$out" || { cat "$out"; echo "FAIL: fake $1 did not start"; exit 1; }
-    FAKEPIDS+=($(sed -n 's/^PID=//p' "$out"))
+    sed -n 's/^PID=//p' "$out" >>"$PIDFILE"
     echo "$sock"
 }
 

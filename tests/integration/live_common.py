@@ -424,7 +424,14 @@ def dump_elf(qmp, path, begin=None, length=None):
     args = {"paging": False, "protocol": "file:" + path}
     if begin is not None:
         args.update(begin=begin, length=length)
-    qmp.cmd("dump-guest-memory", **args)
+    # A synchronous dump of gigabytes takes as long as the disk and a busy
+    # machine make it: this one command gets a longer bound.
+    old = qmp.sock.gettimeout()
+    qmp.sock.settimeout(600)
+    try:
+        qmp.cmd("dump-guest-memory", **args)
+    finally:
+        qmp.sock.settimeout(old)
     return path
 
 

@@ -61,6 +61,7 @@
 #include <time.h>
 
 #include "core/profile/isf.h"
+#include "core/profile/btf_mem.h"   /* issue 10: profile from guest memory */
 #include "core/util/log.h"
 #include "core/phys/vm.h"
 
@@ -131,6 +132,7 @@ struct snap {
 struct linux_os {
     struct vm *vm;
     struct isf *isf_owned;
+    struct mem_profile *mem_profile;    /* issue 10: built from guest memory */
     const struct isf *isf;
     char *profile_path;             /* NULL when handed over loaded */
     const char *chosen_by;
@@ -971,6 +973,10 @@ struct scan_state {
     unsigned tries;
     struct isf *loaded;     /* the profile loaded from the dir, kept */
     char *loaded_path;
+    /* issue 10: the profile built from guest memory when no ISF matches */
+    struct mem_profile *mp;
+    unsigned mp_tries;
+    char mp_why[384];
 };
 
 static bool seen_banner(struct scan_state *s, const char *b)
@@ -1000,10 +1006,12 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
     if (s->tries++ >= BANNER_TRIES)
         return false;
     const struct isf *f = os->isf;
+    if (!f && s->mp && isf_banner_equal(isf_banner(mem_profile_isf(s->mp)), banner))
+        f = mem_profile_isf(s->mp);
     if (!f) {
         /* Choose by banner from the symbols directory. */
         if (!opt->symbols_dir)
-            return false;
+            goto from_memory;
         if (s->loaded && isf_banner_equal(isf_banner(s->loaded), banner)) {
             f = s->loaded;
         } else {
@@ -1020,7 +1028,18 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
             if (!path) {
                 if (!s->first_unmatched[0])
                     snprintf(s->first_unmatched, sizeof s->first_unmatched, "%s", banner);
-                return false;
+            from_memory:
+                /* ---- issue 10: no ISF matches: build one from the guest's
+                 * own BTF and kallsyms (core/profile/btf_mem.h).  A few
+                 * tries: each scans for kallsyms near the banner. ---- */
+                if (opt->no_guest_profile || s->mp || s->mp_tries >= 3)
+                    return false;
+                s->mp_tries++;
+                s->mp = mem_profile_build(os->vm, &gpa, banner, s->mp_why, sizeof s->mp_why);
+                if (!s->mp)
+                    return false;
+                f = mem_profile_isf(s->mp);
+                goto chosen;
             }
             char err[256];
             struct isf *nf = isf_load(path, err, sizeof err);
@@ -1035,6 +1054,7 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
             f = nf;
         }
     }
+chosen:;
     char why[256];
     if (load_offsets(f, &os->o, why, sizeof why) < 0 ||
         !kaslr_try(os, f, gpa, hint, why, sizeof why)) {
@@ -1049,7 +1069,12 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
         }
         return false;
     }
-    if (!os->isf) {
+    if (!os->isf && s->mp && f == mem_profile_isf(s->mp)) {     /* issue 10 */
+        os->isf = f;
+        os->mem_profile = s->mp;
+        s->mp = NULL;
+        os->chosen_by = "built from guest memory (BTF + kallsyms): no ISF matches the banner";
+    } else if (!os->isf) {
         os->isf = os->isf_owned = s->loaded;
         os->profile_path = s->loaded_path;
         s->loaded = NULL;
@@ -1258,7 +1283,7 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
         os->isf = os->isf_owned;
         os->profile_path = strdup(opt->profile);
         os->chosen_by = "--profile (banner not checked)";
-    } else if (!opt->symbols_dir) {
+    } else if (!opt->symbols_dir && opt->no_guest_profile) {
         snprintf(why, whylen, "no kernel profile: give --symbols DIR or --profile FILE");
         linux_os_close(os);
         return NULL;
@@ -1272,6 +1297,12 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
     if (!ok) {
         if (s.tries == 0)
             snprintf(why, whylen, "no Linux kernel banner in physical memory");
+        else if (!os->isf && s.mp_why[0] && !s.last_why[0] && opt->symbols_dir)
+            snprintf(why, whylen, "no profile in %s matches '%.120s'; from guest "     /* issue 10 */
+                     "memory: %s", opt->symbols_dir, s.first_unmatched, s.mp_why);
+        else if (!os->isf && s.mp_why[0] && !s.last_why[0])
+            snprintf(why, whylen, "no --symbols or --profile, and from guest memory: %s",
+                     s.mp_why);
         else if (!os->isf && s.first_unmatched[0] && !s.last_why[0])
             snprintf(why, whylen, "no profile in %s (%zu files) matches '%.200s'",
                      opt->symbols_dir, s.dir.n, s.first_unmatched);
@@ -1280,6 +1311,7 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
                      "located: %s", s.last_why[0] ? s.last_why : "no usable banner");
     }
     isf_free(s.loaded);
+    mem_profile_free(s.mp);
     free(s.loaded_path);
     for (size_t i = 0; i < s.nseen; i++)
         free(s.seen[i]);
@@ -1323,6 +1355,8 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
         linux_os_close(os);
         return NULL;
     }
+    if (os->mem_profile)                                                /* issue 10 */
+        vmem_log(LOG_INFO, "VM '%s': %s", vm_name(vm), mem_profile_summary(os->mem_profile));
     vmem_log(LOG_INFO, "VM '%s': Linux %s, KASLR virtual shift 0x%" PRIx64
              ", physical shift 0x%" PRIx64 ", dtb 0x%" PRIx64 ", %s paging",
              vm_name(vm), os->release, os->vshift, os->pshift, os->dtb,
@@ -1346,11 +1380,18 @@ void linux_os_close(struct linux_os *os)
     snap_put(os->snap);
     vmem_as_free(os->kas);
     isf_free(os->isf_owned);
+    mem_profile_free(os->mem_profile);
     free(os->profile_path);
     free(os->banner);
     pthread_mutex_destroy(&os->lock);
     vm_put(os->vm);
     free(os);
+}
+
+/* issue 10 */
+const struct mem_profile *linux_os_mem_profile(const struct linux_os *os)
+{
+    return os->mem_profile;
 }
 
 enum vmem_paging_mode linux_os_paging_mode(const struct linux_os *os)
@@ -2120,6 +2161,8 @@ void linux_os_describe(struct linux_os *os, struct json_object *out)
     if (os->profile_path)
         json_object_object_add(out, "profile", json_object_new_string(os->profile_path));
     json_object_object_add(out, "profile_chosen_by", json_object_new_string(os->chosen_by));
+    if (os->mem_profile)                                                /* issue 10 */
+        mem_profile_describe(os->mem_profile, out);
     json_object_object_add(out, "kaslr_virtual_shift", shiftobj(os->vshift));
     json_object_object_add(out, "kaslr_physical_shift", shiftobj(os->pshift));
     json_object_object_add(out, "kernel_dtb", hexobj(os->dtb));

@@ -41,6 +41,9 @@ struct linux_options {
      * Lets VMs running one kernel share one profile, and tests and fuzz
      * targets use one built in memory.  Wins over profile and symbols_dir. */
     const struct isf *isf;
+    /* No profile from the guest's own BTF and kallsyms when no ISF matches
+     * (core/profile/btf_mem.h; the default is to build one). */
+    bool no_guest_profile;
     uint64_t tasks_max_age_ns;  /* live VMs: re-walk the task list when older
                                    (0: 1 s); dumps are walked once */
 };
@@ -54,6 +57,11 @@ struct linux_os;
 struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
                                char *why, size_t whylen);
 void linux_os_close(struct linux_os *os);
+
+/* The profile built from guest memory (btf_mem.h) when that is where the
+ * profile came from, else NULL: the fs offers its JSON under symbols/. */
+struct mem_profile;
+const struct mem_profile *linux_os_mem_profile(const struct linux_os *os);
 
 /* The paging mode of the guest and the kernel's page-table root (gpa). */
 enum vmem_paging_mode linux_os_paging_mode(const struct linux_os *os);

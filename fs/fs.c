@@ -28,6 +28,7 @@
 
 #include "core/util/log.h"
 #include "core/arch/x86/paging.h"
+#include "core/profile/btf_mem.h"   /* issue 10: symbols/ */
 
 enum file_kind {
     K_NONE = 0,
@@ -40,6 +41,9 @@ enum file_kind {
     K_PROCDIR,
     K_KERNELDIR,
     K_KERNEL_VMEM,
+    K_SYMDIR,           /* issue 10: symbols/, symbols/linux/, the ISF */
+    K_SYMLINUXDIR,
+    K_SYMFILE,
     K_PIDDIR,
     K_PID_VMEM,
     K_PID_MAPS,
@@ -60,6 +64,7 @@ static const struct dirent_spec vm_dir_entries[] = {
     {"control", K_CONTROL, false},
     {"proc", K_PROCDIR, true},
     {"kernel", K_KERNELDIR, true},
+    {"symbols", K_SYMDIR, true},        /* issue 10: only with a profile from memory */
 };
 static const struct dirent_spec pid_dir_entries[] = {
     {"vmem", K_PID_VMEM, false},
@@ -70,7 +75,8 @@ static const struct dirent_spec pid_dir_entries[] = {
 
 static bool is_dir(enum file_kind k)
 {
-    return k == K_VMDIR || k == K_PROCDIR || k == K_KERNELDIR || k == K_PIDDIR;
+    return k == K_VMDIR || k == K_PROCDIR || k == K_KERNELDIR || k == K_PIDDIR ||
+           k == K_SYMDIR || k == K_SYMLINUXDIR;
 }
 
 static inline fuse_ino_t make_ino(size_t slot, enum file_kind kind, uint32_t pid)
@@ -317,6 +323,14 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
         return -ENOENT;
     if ((kind == K_PROCDIR || kind == K_KERNELDIR || kind == K_KERNEL_VMEM) && !fv->os)
         return -ENOENT;
+    /* issue 10: symbols/linux/<release>.json, the ISF built from the
+     * guest's own BTF and kallsyms, for Volatility's -s. */
+    const struct mem_profile *mp = NULL;
+    if (kind == K_SYMDIR || kind == K_SYMLINUXDIR || kind == K_SYMFILE) {
+        mp = fv->os ? linux_os_mem_profile(fv->os) : NULL;
+        if (!mp)
+            return -ENOENT;
+    }
     if (is_dir(kind)) {
         st->st_mode = S_IFDIR | r | x;
         st->st_nlink = 2;
@@ -357,6 +371,12 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
         st->st_mode |= w;
         st->st_size = (off_t)kernel_space_size(linux_os_paging_mode(fv->os));
         return 0;
+    case K_SYMFILE: {                                                   /* issue 10 */
+        size_t len;
+        mem_profile_json(mp, &len);
+        st->st_size = (off_t)len;
+        return 0;
+    }
     case K_PID_VMEM:
         if (task.kernel_thread)
             return -ENOENT;
@@ -427,6 +447,20 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             if (strcmp(name, "vmem") == 0)
                 e.ino = make_ino(slot, K_KERNEL_VMEM, 0);
             break;
+        case K_SYMDIR:                                                  /* issue 10 */
+            if (strcmp(name, "linux") == 0)
+                e.ino = make_ino(slot, K_SYMLINUXDIR, 0);
+            break;
+        case K_SYMLINUXDIR: {
+            struct fs_vm *sfv = fv_of_ino(fs, parent);
+            const struct mem_profile *smp =
+                sfv && sfv->os ? linux_os_mem_profile(sfv->os) : NULL;
+            if (smp && strcmp(name, mem_profile_file_name(smp)) == 0)
+                e.ino = make_ino(slot, K_SYMFILE, 0);
+            if (sfv)
+                fs_vm_put(sfv);
+            break;
+        }
         case K_PROCDIR:
             if (parse_pid(name, &pid))
                 e.ino = make_ino(slot, K_PIDDIR, pid);
@@ -562,13 +596,21 @@ static int fill_dir(fuse_req_t req, struct vmemfs *fs, fuse_ino_t ino,
     switch (rc ? K_NONE : ino_kind(ino)) {
     case K_VMDIR:
         for (size_t k = 0; k < NELEM(vm_dir_entries) && rc == 0; k++)
-            if (!vm_dir_entries[k].needs_os || fv->os)
+            if ((!vm_dir_entries[k].needs_os || fv->os) &&
+                (vm_dir_entries[k].kind != K_SYMDIR || linux_os_mem_profile(fv->os)))
                 rc = dir_add(req, d, vm_dir_entries[k].name,
                              make_ino(slot, vm_dir_entries[k].kind, 0),
                              is_dir(vm_dir_entries[k].kind) ? S_IFDIR : S_IFREG);
         break;
     case K_KERNELDIR:
         rc = dir_add(req, d, "vmem", make_ino(slot, K_KERNEL_VMEM, 0), S_IFREG);
+        break;
+    case K_SYMDIR:                                                      /* issue 10 */
+        rc = dir_add(req, d, "linux", make_ino(slot, K_SYMLINUXDIR, 0), S_IFDIR);
+        break;
+    case K_SYMLINUXDIR:
+        rc = dir_add(req, d, mem_profile_file_name(linux_os_mem_profile(fv->os)),
+                     make_ino(slot, K_SYMFILE, 0), S_IFREG);
         break;
     case K_PROCDIR: {
         struct linux_tasks *t = linux_os_tasks(fv->os);
@@ -798,6 +840,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         h->text = vm_memmap_text(fv->vm, &h->text_len);
         fi->direct_io = 1;
         break;
+    case K_SYMFILE: {                                                   /* issue 10 */
+        const char *json = mem_profile_json(linux_os_mem_profile(fv->os), &h->text_len);
+        h->text = malloc(h->text_len ? h->text_len : 1);
+        if (h->text)
+            memcpy(h->text, json, h->text_len);
+        fi->keep_cache = 1;
+        break;
+    }
     case K_CONTROL:
         h->text = strdup(control_help);
         h->text_len = sizeof control_help - 1;

@@ -25,6 +25,7 @@
 #define IMAGE_MAX (1ull << 30)     /* a kernel image is smaller */
 #define LINK_TEXT_X64 0xffffffff81000000ull   /* __START_KERNEL, default config */
 #define LINK_TEXT_I386 0xc1000000ull          /* PAGE_OFFSET + 16 MiB */
+#define NO_BTF "no BTF: this kernel was built without CONFIG_DEBUG_INFO_BTF"
 
 static void say(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -289,9 +290,8 @@ static uint8_t *find_btf(struct build *b, size_t *len, uint64_t *at, char *how,
     long off = got > 0 ? btf_mem_scan(d, (size_t)got, &bl) : -1;
     if (off < 0) {
         free(d);
-        say(why, whylen, "no BTF: this kernel was built without CONFIG_DEBUG_INFO_BTF "
-            "(no __start_BTF symbol, no BTF header in its image); give --symbols "
-            "or --profile");
+        say(why, whylen, NO_BTF " (no __start_BTF symbol, no BTF header in its "
+            "image); give --symbols or --profile");
         return NULL;
     }
     memmove(d, d + off, bl);
@@ -317,6 +317,35 @@ static void release_of(const char *banner, char *out, size_t outlen)
         snprintf(out, outlen, "linux");
 }
 
+/* Is there a BTF header within [gpa - 64 MiB, gpa + 64 MiB)?  Only to say
+ * which step a kernel lacks: the header alone, sizes plausible. */
+static bool btf_header_near(struct vm *vm, uint64_t gpa)
+{
+    static const uint8_t magic[4] = {0x9f, 0xeb, 0x01, 0x00};
+    const size_t chunk = 16u << 20;
+    uint8_t *buf = malloc(chunk + 24);
+    if (!buf)
+        return false;
+    uint64_t lo = gpa > KSYMS_BACK ? gpa - KSYMS_BACK : 0;
+    bool found = false;
+    for (uint64_t a = lo & ~0xfffull; a < gpa + KSYMS_FWD && !found; a += chunk) {
+        ssize_t got = vm_read_phys(vm, a, buf, chunk + 24, VM_READ_PAD);
+        if (got < 48)
+            continue;
+        const uint8_t *p = buf;
+        size_t lim = (size_t)got - 24;
+        while (!found && (size_t)(p - buf) < lim &&
+               (p = memmem(p, lim - (size_t)(p - buf), magic, 4)) != NULL) {
+            uint32_t hdr = le32(p + 4), tlen = le32(p + 12), slen = le32(p + 20);
+            found = ((size_t)(p - buf) % 4) == 0 && hdr == 24 && le32(p + 8) == 0 &&
+                    tlen > 1000 && tlen < BTF_MEM_MAX && slen > 1000 && slen < BTF_MEM_MAX;
+            p++;
+        }
+    }
+    free(buf);
+    return found;
+}
+
 struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
                                       const char *banner, char *why, size_t whylen)
 {
@@ -337,8 +366,13 @@ struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
         char err32[256];
         if (kallsyms_from_vm(vm, b.banner_gpa, KSYMS_BACK, KSYMS_FWD, 4, &b.k, err32,
                              sizeof err32) < 0) {
-            say(why, whylen, "no kallsyms near the banner at 0x%" PRIx64 ": %s",
-                b.banner_gpa, err);
+            if (!btf_header_near(vm, b.banner_gpa))
+                say(why, whylen, NO_BTF " (no BTF header near the banner at 0x%" PRIx64
+                    "), and no kallsyms was found there either (%s); give --symbols "
+                    "or --profile", b.banner_gpa, err);
+            else
+                say(why, whylen, "no kallsyms near the banner at 0x%" PRIx64 ": %s",
+                    b.banner_gpa, err);
             goto fail;
         }
         b.psize = 4;
@@ -347,11 +381,14 @@ struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
     t0 = now_ns();
     if (kallsyms_lookup(&b.k, "linux_banner", &b.banner_va) < 0) {
         /* Without CONFIG_KALLSYMS_ALL only text symbols are listed. */
-        uint64_t d;
-        bool has_btf = kallsyms_lookup(&b.k, "__start_BTF", &d) == 0;
-        say(why, whylen, "kallsyms (%zu symbols) lists no linux_banner: this kernel "
-            "was built without CONFIG_KALLSYMS_ALL%s; give --symbols or --profile",
-            b.k.n, has_btf ? "" : " (and its kallsyms shows no BTF either)");
+        if (!btf_header_near(vm, b.banner_gpa))
+            say(why, whylen, NO_BTF " (no BTF header near the banner at 0x%" PRIx64
+                "; its kallsyms, %zu text symbols, has no data symbols either: no "
+                "CONFIG_KALLSYMS_ALL); give --symbols or --profile", b.banner_gpa, b.k.n);
+        else
+            say(why, whylen, "kallsyms (%zu symbols) lists no linux_banner: this kernel "
+                "was built without CONFIG_KALLSYMS_ALL; give --symbols or --profile",
+                b.k.n);
         goto fail;
     }
     /* The banner given may be a copy: linux_banner is where the token

@@ -132,7 +132,7 @@ static bool vmcoreinfo_value(const char *text, const char *key, char *out, size_
 
 struct build {
     struct vm *vm;
-    struct kallsyms_mem k;
+    struct kallsyms_mem *k;         /* the scan's */
     uint64_t banner_va, banner_gpa;
     unsigned psize;
     struct vmem_as *as;
@@ -162,7 +162,7 @@ static void note(struct build *b, const char *fmt, ...)
 
 static bool ksym_gpa(struct build *b, const char *name, uint64_t *va, uint64_t *gpa)
 {
-    return kallsyms_lookup(&b->k, name, va) == 0 &&
+    return kallsyms_lookup(b->k, name, va) == 0 &&
            img_phys(*va, b->banner_va, b->banner_gpa, gpa);
 }
 
@@ -171,12 +171,12 @@ static int cross_check(struct build *b, char *why, size_t whylen)
 {
     uint64_t va, gpa;
     if (ksym_gpa(b, "kallsyms_token_table", &va, &gpa)) {
-        if (gpa != b->k.at_token_table) {
+        if (gpa != b->k->at_token_table) {
             say(why, whylen, "kallsyms: its linux_banner (0x%" PRIx64 ") and "
                 "kallsyms_token_table (0x%" PRIx64 ") put the token table at "
                 "0x%" PRIx64 ", but it is at 0x%" PRIx64 " (this banner copy is "
                 "not linux_banner, or the table is not this kernel's)",
-                b->banner_va, va, gpa, b->k.at_token_table);
+                b->banner_va, va, gpa, b->k->at_token_table);
             return -1;
         }
         note(b, "kallsyms_token_table where linux_banner says");
@@ -346,8 +346,59 @@ static bool btf_header_near(struct vm *vm, uint64_t gpa)
     return found;
 }
 
-struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
-                                      const char *banner, char *why, size_t whylen)
+struct mem_profile_scan {
+    bool tried, ok;
+    unsigned psize;
+    uint64_t center;                /* where the kallsyms scan looked */
+    struct kallsyms_mem k;
+    char why[384];
+};
+
+void mem_profile_scan_free(struct mem_profile_scan *s)
+{
+    if (s) {
+        kallsyms_mem_free(&s->k);
+        free(s);
+    }
+}
+
+/* Step 1, once per open: kallsyms near the first banner that may be
+ * linux_banner, 64-bit first; later banners reuse it (or its failure, when
+ * they lie within the span already scanned). */
+static int scan_kallsyms(struct vm *vm, struct mem_profile_scan *s, uint64_t gpa,
+                         char *why, size_t whylen)
+{
+    if (s->tried && (s->ok || (gpa >= s->center - KSYMS_BACK / 2 &&
+                               gpa < s->center + KSYMS_FWD / 2))) {
+        if (!s->ok)
+            say(why, whylen, "%s", s->why);
+        return s->ok ? 0 : -1;
+    }
+    kallsyms_mem_free(&s->k);
+    s->tried = true;
+    s->center = gpa;
+    char err[384], err32[256];
+    s->psize = 8;
+    if (kallsyms_from_vm(vm, gpa, KSYMS_BACK, KSYMS_FWD, 8, &s->k, err, sizeof err) == 0 ||
+        (s->psize = 4, kallsyms_from_vm(vm, gpa, KSYMS_BACK, KSYMS_FWD, 4, &s->k, err32,
+                                        sizeof err32) == 0)) {
+        s->ok = true;
+        return 0;
+    }
+    if (!btf_header_near(vm, gpa))
+        say(s->why, sizeof s->why, NO_BTF " (no BTF header near the banner at 0x%" PRIx64
+            "), and no kallsyms was found there either (%s); give --symbols "
+            "or --profile", gpa, err);
+    else
+        say(s->why, sizeof s->why, "no kallsyms near the banner at 0x%" PRIx64 ": %s",
+            gpa, err);
+    say(why, whylen, "%s", s->why);
+    return -1;
+}
+
+struct mem_profile *mem_profile_build(struct vm *vm, struct mem_profile_scan **scan,
+                                      uint64_t *banner_gpa, const char *banner,
+                                      char *why, size_t whylen)
 {
     struct build b = {.vm = vm, .banner_gpa = *banner_gpa};
     struct mem_profile *mp = calloc(1, sizeof *mp);
@@ -360,51 +411,43 @@ struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
         return NULL;
     }
     uint64_t t0 = now_ns();
-    /* Step 1: kallsyms, 64-bit first. */
-    b.psize = 8;
-    if (kallsyms_from_vm(vm, b.banner_gpa, KSYMS_BACK, KSYMS_FWD, 8, &b.k, err, sizeof err) < 0) {
-        char err32[256];
-        if (kallsyms_from_vm(vm, b.banner_gpa, KSYMS_BACK, KSYMS_FWD, 4, &b.k, err32,
-                             sizeof err32) < 0) {
-            if (!btf_header_near(vm, b.banner_gpa))
-                say(why, whylen, NO_BTF " (no BTF header near the banner at 0x%" PRIx64
-                    "), and no kallsyms was found there either (%s); give --symbols "
-                    "or --profile", b.banner_gpa, err);
-            else
-                say(why, whylen, "no kallsyms near the banner at 0x%" PRIx64 ": %s",
-                    b.banner_gpa, err);
-            goto fail;
-        }
-        b.psize = 4;
+    /* linux_banner is "...\n\0"; the printk log's copies are not. */
+    size_t bl = strlen(banner);
+    char tail[2] = {0, 1};
+    if (vm_read_phys(vm, b.banner_gpa + bl, tail, 2, VM_READ_PAD) != 2 || tail[0] != '\n' ||
+        tail[1] != 0) {
+        say(why, whylen, "the banner at 0x%" PRIx64 " is a copy (not followed by "
+            "\"\\n\\0\" as linux_banner is)", b.banner_gpa);
+        goto fail;
     }
+    if (!*scan && !(*scan = calloc(1, sizeof **scan)))
+        goto oom;
+    if (scan_kallsyms(vm, *scan, b.banner_gpa, why, whylen) < 0)
+        goto fail;
+    b.k = &(*scan)->k;
+    b.psize = (*scan)->psize;
     mp->t.kallsyms = now_ns() - t0;
     t0 = now_ns();
-    if (kallsyms_lookup(&b.k, "linux_banner", &b.banner_va) < 0) {
+    if (kallsyms_lookup(b.k, "linux_banner", &b.banner_va) < 0) {
         /* Without CONFIG_KALLSYMS_ALL only text symbols are listed. */
         if (!btf_header_near(vm, b.banner_gpa))
             say(why, whylen, NO_BTF " (no BTF header near the banner at 0x%" PRIx64
                 "; its kallsyms, %zu text symbols, has no data symbols either: no "
-                "CONFIG_KALLSYMS_ALL); give --symbols or --profile", b.banner_gpa, b.k.n);
+                "CONFIG_KALLSYMS_ALL); give --symbols or --profile", b.banner_gpa, b.k->n);
         else
             say(why, whylen, "kallsyms (%zu symbols) lists no linux_banner: this kernel "
                 "was built without CONFIG_KALLSYMS_ALL; give --symbols or --profile",
-                b.k.n);
+                b.k->n);
         goto fail;
     }
-    /* The banner given may be a copy: linux_banner is where the token
-     * table's place says. */
-    uint64_t tva;
-    if (kallsyms_lookup(&b.k, "kallsyms_token_table", &tva) == 0) {
-        int64_t d = (int64_t)(tva - b.banner_va);
-        uint64_t real = b.k.at_token_table - (uint64_t)d;
-        if (d > -(int64_t)IMAGE_MAX && d < (int64_t)IMAGE_MAX && real != b.banner_gpa) {
-            char there[512];
-            size_t bl = strlen(banner);
-            if (bl < sizeof there &&
-                vm_read_phys(vm, real, there, bl, VM_READ_PAD) == (ssize_t)bl &&
-                memcmp(there, banner, bl) == 0)
-                b.banner_gpa = real;
-        }
+    /* The kernel's virtual and physical places differ by a multiple of
+     * 2 MiB on x86-64 (KASLR's alignment; 4 KiB is all i386 promises
+     * here): a copy of the banner elsewhere cannot be linux_banner. */
+    uint64_t align = b.psize == 8 ? (2u << 20) : 4096;
+    if (((b.banner_gpa ^ b.banner_va) & (align - 1)) != 0) {
+        say(why, whylen, "the banner at 0x%" PRIx64 " is a copy: linux_banner (0x%" PRIx64
+            ") cannot be there", b.banner_gpa, b.banner_va);
+        goto fail;
     }
     if (cross_check(&b, err, sizeof err) < 0) {
         say(why, whylen, "kallsyms does not fit this kernel: %s", err);
@@ -435,17 +478,17 @@ struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
     syms = btf_isf_symbols_new();
     if (!syms)
         goto oom;
-    for (size_t i = 0; i < b.k.n; i++)
-        if (btf_isf_symbols_add(syms, kallsyms_name(&b.k, i), b.k.addr[i], b.k.type[i]) < 0)
+    for (size_t i = 0; i < b.k->n; i++)
+        if (btf_isf_symbols_add(syms, kallsyms_name(b.k, i), b.k->addr[i], b.k->type[i]) < 0)
             goto oom;
     uint64_t text_va = 0;
-    kallsyms_lookup(&b.k, "_text", &text_va);
+    kallsyms_lookup(b.k, "_text", &text_va);
     uint64_t link_text = b.psize == 8 ? LINK_TEXT_X64 : LINK_TEXT_I386;
     if (b.have_kernel_offset && text_va)
         link_text = text_va - b.kernel_offset;
     char ssrc[160], tsrc[160];
     snprintf(ssrc, sizeof ssrc, "kallsyms in guest memory (token table at guest-physical "
-             "0x%" PRIx64 ")", b.k.at_token_table);
+             "0x%" PRIx64 ")", b.k->at_token_table);
     snprintf(tsrc, sizeof tsrc, "BTF in guest memory (guest-physical 0x%" PRIx64 ", %zu bytes)",
              bat, blen);
     struct btf_isf_options o = {.banner = banner, .link_text = link_text,
@@ -474,7 +517,7 @@ struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
              " (%s layout), %zu types from BTF at 0x%" PRIx64 " (%zu bytes, found by %s), "
              "KASLR shift 0x%" PRIx64 "; in %.0f ms (kallsyms %.0f, checks %.0f, BTF %.0f, "
              "ISF %.0f + load %.0f)",
-             b.k.n, b.k.at_token_table, b.k.layout, st.user_types, bat, blen, how,
+             b.k->n, b.k->at_token_table, b.k->layout, st.user_types, bat, blen, how,
              (uint64_t)st.kaslr_shift,
              (mp->t.kallsyms + mp->t.checks + mp->t.btf + mp->t.isf_json + mp->t.isf_load) / 1e6,
              mp->t.kallsyms / 1e6, mp->t.checks / 1e6, mp->t.btf / 1e6, mp->t.isf_json / 1e6,
@@ -485,8 +528,8 @@ struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
         json_object_object_add(mp->desc, "profile_source",
                                json_object_new_string("guest memory (BTF + kallsyms)"));
         snprintf(buf, sizeof buf, "kallsyms at guest-physical 0x%" PRIx64 ", %zu symbols, "
-                 "%s layout%s", b.k.at_token_table, b.k.n, b.k.layout,
-                 b.k.absolute_percpu ? ", absolute per-CPU" : "");
+                 "%s layout%s", b.k->at_token_table, b.k->n, b.k->layout,
+                 b.k->absolute_percpu ? ", absolute per-CPU" : "");
         json_object_object_add(mp->desc, "profile_symbols", json_object_new_string(buf));
         snprintf(buf, sizeof buf, "BTF at guest-physical 0x%" PRIx64 ", %zu bytes (found by "
                  "%s), %zu structs/unions, %zu enums", bat, blen, how, st.user_types, st.enums);
@@ -511,7 +554,6 @@ done:
     btf_isf_kernel_close(&kern);
     free(btfdata);
     vmem_as_free(b.as);
-    kallsyms_mem_free(&b.k);
     return mp;
 }
 
@@ -555,8 +597,13 @@ struct mem_profile {
     int unused;
 };
 
-struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
-                                      const char *banner, char *why, size_t whylen)
+struct mem_profile_scan {
+    int unused;
+};
+void mem_profile_scan_free(struct mem_profile_scan *s) { free(s); }
+struct mem_profile *mem_profile_build(struct vm *vm, struct mem_profile_scan **scan,
+                                      uint64_t *banner_gpa, const char *banner,
+                                      char *why, size_t whylen)
 {
     say(why, whylen, "no profile from guest memory: vmemfs was built without libbpf; "
         "give --symbols or --profile");

@@ -65,16 +65,21 @@ struct mem_profile_times {
 };
 
 struct mem_profile;
+/* What one Linux open learnt about kallsyms, kept across the banner copies
+ * it tries (the scan is the costly part): NULL at first, freed after. */
+struct mem_profile_scan;
+void mem_profile_scan_free(struct mem_profile_scan *s);
 
 /* Build the profile of the kernel whose banner (as in memory, no newline)
- * is at banner_gpa.  *banner_gpa may be moved to linux_banner's own place
- * when the banner given was a copy (the printk log's) and kallsyms says
- * where the real one is (and it holds the same text).  NULL with why set
+ * is at banner_gpa.  A copy of the banner (the printk log's, and others)
+ * is refused quickly: linux_banner ends in "\n\0" and lies where
+ * kallsyms's linux_banner can be (the same offset in its 2 MiB).  NULL with
+ * why set
  * to the step that failed and why ("no BTF: this kernel was built without
  * CONFIG_DEBUG_INFO_BTF; give --symbols"). */
-struct mem_profile *mem_profile_build(struct vm *vm, uint64_t *banner_gpa,
-                                      const char *banner, char *why,
-                                      size_t whylen);
+struct mem_profile *mem_profile_build(struct vm *vm, struct mem_profile_scan **scan,
+                                      uint64_t *banner_gpa, const char *banner,
+                                      char *why, size_t whylen);
 void mem_profile_free(struct mem_profile *mp);
 
 const struct isf *mem_profile_isf(const struct mem_profile *mp);

@@ -975,6 +975,7 @@ struct scan_state {
     char *loaded_path;
     /* issue 10: the profile built from guest memory when no ISF matches */
     struct mem_profile *mp;
+    struct mem_profile_scan *mps;
     unsigned mp_tries;
     char mp_why[384];
 };
@@ -1030,14 +1031,19 @@ static bool try_banner(struct linux_os *os, const struct linux_options *opt,
                     snprintf(s->first_unmatched, sizeof s->first_unmatched, "%s", banner);
             from_memory:
                 /* ---- issue 10: no ISF matches: build one from the guest's
-                 * own BTF and kallsyms (core/profile/btf_mem.h).  A few
-                 * tries: each scans for kallsyms near the banner. ---- */
-                if (opt->no_guest_profile || s->mp || s->mp_tries >= 3)
+                 * own BTF and kallsyms (core/profile/btf_mem.h).  kallsyms
+                 * is scanned for once; copies of the banner fail fast. ---- */
+                if (opt->no_guest_profile || s->mp || s->mp_tries >= 16)
                     return false;
                 s->mp_tries++;
-                s->mp = mem_profile_build(os->vm, &gpa, banner, s->mp_why, sizeof s->mp_why);
-                if (!s->mp)
+                char mwhy[sizeof s->mp_why];
+                s->mp = mem_profile_build(os->vm, &s->mps, &gpa, banner, mwhy, sizeof mwhy);
+                if (!s->mp) {
+                    /* Why linux_banner failed says more than a copy's. */
+                    if (!s->mp_why[0] || !strstr(mwhy, " is a copy"))
+                        snprintf(s->mp_why, sizeof s->mp_why, "%s", mwhy);
                     return false;
+                }
                 f = mem_profile_isf(s->mp);
                 goto chosen;
             }
@@ -1312,6 +1318,7 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
     }
     isf_free(s.loaded);
     mem_profile_free(s.mp);
+    mem_profile_scan_free(s.mps);
     free(s.loaded_path);
     for (size_t i = 0; i < s.nseen; i++)
         free(s.seen[i]);

@@ -16,6 +16,8 @@ command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmemfs-noprofile.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+# The profile is built at mount: seconds, tens under ASan on a busy machine.
+export VMEMFS_MOUNT_TIMEOUT=${VMEMFS_MOUNT_TIMEOUT:-180}
 GP=$SRC/tests/integration/guest_proc.py
 EX=$SRC/tests/integration/noprofile_extra.py
 

@@ -45,8 +45,8 @@ enum file_kind {
     K_KERNELDIR,
     K_PIDDIR,
     K_GROUPDIR,                 /* slot is the group's index, not a VM's */
-    K_KERNEL_SUBDIR,            /* kernel/<dir>/: pid is the index of the
-                                   first kernel row named "<dir>/..." */
+    K_ROWDIR,                   /* a directory of OS rows ("net/", "symbols/
+                                   linux/"): pid says which (rowdir_id) */
     /* Rows of the OS's tables (core/os/os.h): kind = base + row index. */
     K_PROC_ROW = 64,
     K_KERNEL_ROW = 128,
@@ -75,7 +75,7 @@ static const struct dirent_spec vm_dir_entries[] = {
 static bool is_dir(enum file_kind k)
 {
     return k == K_VMDIR || k == K_PROCDIR || k == K_KERNELDIR || k == K_PIDDIR ||
-           k == K_GROUPDIR || k == K_KERNEL_SUBDIR;
+           k == K_GROUPDIR || k == K_ROWDIR;
 }
 
 /* The OS table row an inode of kind k stands for, or NULL.  The OS can
@@ -96,21 +96,46 @@ static const struct vmem_os_file *os_row(const struct vmem_os *os,
 }
 static bool is_proc_row(enum file_kind k) { return k >= K_PROC_ROW && k < K_KERNEL_ROW; }
 
-/* Kernel rows may sit one directory down ("net/tcp"): the length of a
- * row's directory part, 0 when it has none. */
-static size_t row_dir_len(const struct vmem_os_file *row)
+/* A row's name now: fixed, or computed (NULL: the row is absent now). */
+static const char *row_name(const struct vmem_os *os, const struct vmem_os_file *row)
 {
-    const char *slash = strchr(row->name, '/');
-    return slash ? (size_t)(slash - row->name) : 0;
+    return row->name_of ? row->name_of(os->priv) : row->name;
 }
 
-/* The kernel subdirectory whose first row is index first, or NULL. */
-static const struct vmem_os_file *kernel_subdir(const struct vmem_os *os,
-                                                uint32_t first)
+/* Rows of the kernel and VM tables may sit in directories ("net/tcp",
+ * "symbols/linux/6.1.json").  A directory is named by the row that first
+ * has that path and by its depth: rowdir_id(table, depth, row). */
+enum { TBL_PROC, TBL_KERNEL, TBL_VM };
+static const enum file_kind tbl_base[] = {K_PROC_ROW, K_KERNEL_ROW, K_VM_ROW};
+static uint32_t rowdir_id(unsigned tbl, unsigned depth, unsigned row)
 {
-    const struct vmem_os_file *row =
-        first < ROWS_MAX ? os_row(os, (enum file_kind)(K_KERNEL_ROW + first)) : NULL;
-    return row && row_dir_len(row) ? row : NULL;
+    return tbl << 16 | depth << 8 | row;
+}
+
+/* The path of directory id (and its length, and depth), or NULL if gone. */
+static const char *rowdir_path(const struct vmem_os *os, uint32_t id, size_t *len,
+                               unsigned *depth, unsigned *tbl)
+{
+    *tbl = id >> 16;
+    *depth = (id >> 8) & 0xff;
+    unsigned row = id & 0xff;
+    if (!os || *tbl > TBL_VM || *depth == 0 || row >= ROWS_MAX)
+        return NULL;
+    const struct vmem_os_file *r = os_row(os, (enum file_kind)(tbl_base[*tbl] + row));
+    const char *n = r ? row_name(os, r) : NULL;
+    if (!n)
+        return NULL;
+    /* The directory is the first depth components of that row's name. */
+    const char *p = n;
+    for (unsigned d = 0; d < *depth; d++) {
+        p = strchr(p, '/');
+        if (!p)
+            return NULL;
+        if (d + 1 < *depth)
+            p++;
+    }
+    *len = (size_t)(p - n);
+    return n;
 }
 
 static inline fuse_ino_t make_ino(size_t slot, enum file_kind kind, uint32_t pid)
@@ -372,7 +397,9 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
         return -ENOENT;
     if ((kind == K_PROCDIR || kind == K_KERNELDIR) && !fv->os)
         return -ENOENT;
-    if (kind == K_KERNEL_SUBDIR && !kernel_subdir(fv->os, ino_pid(ino)))
+    size_t dlen;
+    unsigned depth, tbl;
+    if (kind == K_ROWDIR && !rowdir_path(fv->os, ino_pid(ino), &dlen, &depth, &tbl))
         return -ENOENT;
     if (is_dir(kind)) {
         st->st_mode = S_IFDIR | r | x;
@@ -454,35 +481,36 @@ static bool parse_pid(const char *name, uint32_t *pid)
     return true;
 }
 
-/* The inode of the row called name in one of the OS's tables, or 0.  In
- * the kernel table, dir (len dlen) selects the rows "dir/name"; a name that
- * is a directory of rows gives that subdirectory. */
-static fuse_ino_t row_ino_in(const struct vmem_os *os, enum file_kind base,
-                             size_t slot, uint32_t pid, const char *dir,
-                             size_t dlen, const char *name)
+/* The inode of `name` in a directory of one OS table: the directory at
+ * depth with path dir[0, dlen) (depth 0: the table's top), a row file or
+ * a deeper directory of rows; 0 when there is none. */
+static fuse_ino_t row_lookup(const struct vmem_os *os, unsigned tbl, size_t slot,
+                             uint32_t pid, const char *dir, size_t dlen,
+                             unsigned depth, const char *name)
 {
+    size_t nl = strlen(name);
     for (unsigned k = 0; k < ROWS_MAX; k++) {
-        const struct vmem_os_file *row = os_row(os, (enum file_kind)(base + k));
+        const struct vmem_os_file *row = os_row(os, (enum file_kind)(tbl_base[tbl] + k));
         if (!row)
             break;
-        size_t rl = row_dir_len(row);
-        if (dir) {
-            if (rl == dlen && strncmp(row->name, dir, dlen) == 0 &&
-                strcmp(row->name + rl + 1, name) == 0)
-                return make_ino(slot, (enum file_kind)(base + k), pid);
-        } else if (rl == 0 && strcmp(row->name, name) == 0) {
-            return make_ino(slot, (enum file_kind)(base + k), pid);
-        } else if (rl && base == K_KERNEL_ROW && strlen(name) == rl &&
-                   strncmp(row->name, name, rl) == 0) {
-            return make_ino(slot, K_KERNEL_SUBDIR, k);
+        const char *n = row_name(os, row);
+        if (!n)
+            continue;
+        const char *rest = n;
+        if (depth) {
+            if (strncmp(n, dir, dlen) != 0 || n[dlen] != '/')
+                continue;
+            rest = n + dlen + 1;
         }
+        const char *slash = strchr(rest, '/');
+        size_t cl = slash ? (size_t)(slash - rest) : strlen(rest);
+        if (cl != nl || strncmp(rest, name, nl) != 0)
+            continue;
+        if (slash)
+            return make_ino(slot, K_ROWDIR, rowdir_id(tbl, depth + 1, k));
+        return make_ino(slot, (enum file_kind)(tbl_base[tbl] + k), pid);
     }
     return 0;
-}
-static fuse_ino_t row_ino(const struct vmem_os *os, enum file_kind base,
-                          size_t slot, uint32_t pid, const char *name)
-{
-    return row_ino_in(os, base, slot, pid, NULL, 0, name);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -522,18 +550,19 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
                 if (strcmp(vm_dir_entries[k].name, name) == 0)
                     e.ino = make_ino(slot, vm_dir_entries[k].kind, 0);
             if (!e.ino && (pv = fv_of_ino(fs, parent)) != NULL && pv->os)
-                e.ino = row_ino(pv->os, K_VM_ROW, slot, 0, name);
+                e.ino = row_lookup(pv->os, TBL_VM, slot, 0, NULL, 0, 0, name);
             break;
         case K_KERNELDIR:
             if ((pv = fv_of_ino(fs, parent)) != NULL && pv->os)
-                e.ino = row_ino(pv->os, K_KERNEL_ROW, slot, 0, name);
+                e.ino = row_lookup(pv->os, TBL_KERNEL, slot, 0, NULL, 0, 0, name);
             break;
-        case K_KERNEL_SUBDIR: {
-            const struct vmem_os_file *first;
+        case K_ROWDIR: {
+            const char *dir;
+            size_t dlen;
+            unsigned depth, tbl;
             if ((pv = fv_of_ino(fs, parent)) != NULL && pv->os &&
-                (first = kernel_subdir(pv->os, ino_pid(parent))) != NULL)
-                e.ino = row_ino_in(pv->os, K_KERNEL_ROW, slot, 0, first->name,
-                                   row_dir_len(first), name);
+                (dir = rowdir_path(pv->os, ino_pid(parent), &dlen, &depth, &tbl)) != NULL)
+                e.ino = row_lookup(pv->os, tbl, slot, 0, dir, dlen, depth, name);
             break;
         }
         case K_PROCDIR:
@@ -542,7 +571,8 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
             break;
         case K_PIDDIR:
             if ((pv = fv_of_ino(fs, parent)) != NULL && pv->os)
-                e.ino = row_ino(pv->os, K_PROC_ROW, slot, ino_pid(parent), name);
+                e.ino = row_lookup(pv->os, TBL_PROC, slot, ino_pid(parent), NULL, 0, 0,
+                                   name);
             break;
         default:
             fuse_reply_err(req, ENOTDIR);
@@ -646,55 +676,49 @@ static void dir_free(struct dir_handle *d)
     free(d);
 }
 
-/* The rows of one OS table that apply (p: the process, NULL for kernel and
- * VM rows). */
+/* The entries of a directory of one OS table (depth 0: its top; else the
+ * directory with path dir[0, dlen)): the rows that apply to p (NULL for
+ * kernel and VM rows), and each deeper directory once. */
 static int add_rows(fuse_req_t req, struct dir_handle *d, const struct vmem_os *os,
-                    enum file_kind base, size_t slot, const struct vmem_proc *p)
+                    unsigned tbl, size_t slot, const struct vmem_proc *p,
+                    const char *dir, size_t dlen, unsigned depth)
 {
     int rc = 0;
     for (unsigned k = 0; k < ROWS_MAX && rc == 0; k++) {
-        const struct vmem_os_file *row = os_row(os, (enum file_kind)(base + k));
+        const struct vmem_os_file *row = os_row(os, (enum file_kind)(tbl_base[tbl] + k));
         if (!row)
             break;
-        size_t rl = row_dir_len(row);
-        if (rl) {
-            /* A directory of rows: listed once, where its first row is. */
-            bool first = true;
-            for (unsigned j = 0; j < k && first; j++) {
-                const struct vmem_os_file *o = os_row(os, (enum file_kind)(base + j));
-                first = !(row_dir_len(o) == rl && strncmp(o->name, row->name, rl) == 0);
-            }
-            if (first && base == K_KERNEL_ROW) {
-                char dname[64];
-                snprintf(dname, sizeof dname, "%.*s", (int)rl, row->name);
-                rc = dir_add(req, d, dname, make_ino(slot, K_KERNEL_SUBDIR, k), S_IFDIR);
-            }
+        const char *n = row_name(os, row);
+        if (!n)
+            continue;
+        const char *rest = n;
+        if (depth) {
+            if (strncmp(n, dir, dlen) != 0 || n[dlen] != '/')
+                continue;
+            rest = n + dlen + 1;
+        }
+        const char *slash = strchr(rest, '/');
+        if (!slash) {
+            if (vmem_os_file_applies(row, p))
+                rc = dir_add(req, d, rest,
+                             make_ino(slot, (enum file_kind)(tbl_base[tbl] + k),
+                                      p ? p->pid : 0), S_IFREG);
             continue;
         }
-        if (vmem_os_file_applies(row, p))
-            rc = dir_add(req, d, row->name,
-                         make_ino(slot, (enum file_kind)(base + k), p ? p->pid : 0),
-                         S_IFREG);
-    }
-    return rc;
-}
-
-/* The rows of a kernel subdirectory, by the rest of their names. */
-static int add_subdir_rows(fuse_req_t req, struct dir_handle *d,
-                           const struct vmem_os *os, size_t slot, uint32_t first)
-{
-    const struct vmem_os_file *dir = kernel_subdir(os, first);
-    if (!dir)
-        return -ENOENT;
-    size_t dl = row_dir_len(dir);
-    int rc = 0;
-    for (unsigned k = first; k < ROWS_MAX && rc == 0; k++) {
-        const struct vmem_os_file *row = os_row(os, (enum file_kind)(K_KERNEL_ROW + k));
-        if (!row)
-            break;
-        if (row_dir_len(row) == dl && strncmp(row->name, dir->name, dl) == 0)
-            rc = dir_add(req, d, row->name + dl + 1,
-                         make_ino(slot, (enum file_kind)(K_KERNEL_ROW + k), 0), S_IFREG);
+        /* A deeper directory: listed once, at its first row. */
+        size_t cl = (size_t)(slash - rest), at = (size_t)(rest - n);
+        bool first = true;
+        for (unsigned j = 0; j < k && first; j++) {
+            const struct vmem_os_file *o = os_row(os, (enum file_kind)(tbl_base[tbl] + j));
+            const char *on = row_name(os, o);
+            first = !(on && strncmp(on, n, at + cl) == 0 && on[at + cl] == '/');
+        }
+        if (first) {
+            char dname[256];
+            snprintf(dname, sizeof dname, "%.*s", (int)cl, rest);
+            rc = dir_add(req, d, dname, make_ino(slot, K_ROWDIR, rowdir_id(tbl, depth + 1, k)),
+                         S_IFDIR);
+        }
     }
     return rc;
 }
@@ -734,14 +758,19 @@ static int fill_dir(fuse_req_t req, struct vmemfs *fs, fuse_ino_t ino,
                 rc = dir_add(req, d, vm_dir_entries[k].name,
                              make_ino(slot, vm_dir_entries[k].kind, 0),
                              is_dir(vm_dir_entries[k].kind) ? S_IFDIR : S_IFREG);
-        rc = rc ? rc : add_rows(req, d, fv->os, K_VM_ROW, slot, NULL);
+        if (fv->os)
+            rc = rc ? rc : add_rows(req, d, fv->os, TBL_VM, slot, NULL, NULL, 0, 0);
         break;
     case K_KERNELDIR:
-        rc = add_rows(req, d, fv->os, K_KERNEL_ROW, slot, NULL);
+        rc = add_rows(req, d, fv->os, TBL_KERNEL, slot, NULL, NULL, 0, 0);
         break;
-    case K_KERNEL_SUBDIR:
-        rc = add_subdir_rows(req, d, fv->os, slot, ino_pid(ino));
+    case K_ROWDIR: {
+        size_t dlen;
+        unsigned depth, tbl;
+        const char *dir = rowdir_path(fv->os, ino_pid(ino), &dlen, &depth, &tbl);
+        rc = dir ? add_rows(req, d, fv->os, tbl, slot, NULL, dir, dlen, depth) : -ENOENT;
         break;
+    }
     case K_PROCDIR: {
         struct vmem_procs *t = vmem_os_procs(fv->os);
         for (size_t i = 0; t && i < t->n && rc == 0; i++) {
@@ -760,7 +789,7 @@ static int fill_dir(fuse_req_t req, struct vmemfs *fs, fuse_ino_t ino,
             rc = -ENOENT;
             break;
         }
-        rc = add_rows(req, d, fv->os, K_PROC_ROW, slot, &task);
+        rc = add_rows(req, d, fv->os, TBL_PROC, slot, &task, NULL, 0, 0);
         break;
     }
     default:

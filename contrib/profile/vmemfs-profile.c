@@ -4,6 +4,7 @@
  *
  *   vmemfs-profile --btf FILE [--symbols FILE] -o OUT.json[.xz|.gz]
  *                  [--banner STRING] [--text-base ADDR] [--keep-addresses]
+ *   vmemfs-profile --from-image DUMP -o OUT.json[.xz|.gz]
  *
  * --btf      /sys/kernel/btf/vmlinux (raw BTF), a vmlinux ELF, a vmlinuz
  *            (bzImage) or a compressed vmlinux; recognised by content.
@@ -15,6 +16,9 @@
  *            default 0xffffffff81000000 (i386, 4-byte pointers in the BTF:
  *            0xc1000000).
  * --keep-addresses  write the symbol addresses exactly as listed.
+ * --from-image  a memory image (any dump vmemfs reads, or a file: spec) of a
+ *            Linux guest: the profile built from its own BTF and kallsyms,
+ *            as the mount offers it under <vm>/symbols/linux/.
  * -o         output; ".xz" or ".gz" at the end of the name compresses,
  *            "-" writes plain JSON to standard output.
  *
@@ -34,8 +38,12 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "core/os/linux/linux.h"
+#include "core/phys/vm.h"
 #include "core/profile/btf_isf.h"
+#include "core/profile/btf_mem.h"
 #include "core/profile/isf.h"
+#include "drivers/registry.h"
 
 #define X86_64_DEFAULT_TEXT 0xffffffff81000000ull
 /* i386: PAGE_OFFSET (0xc0000000, the 3G/1G split) + CONFIG_PHYSICAL_START
@@ -47,6 +55,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: vmemfs-profile --btf FILE [--symbols FILE] -o OUT.json[.xz|.gz]\n"
+        "       vmemfs-profile --from-image DUMP -o OUT.json[.xz|.gz]\n"
         "                      [--banner STRING] [--text-base ADDR] [--keep-addresses] [-q]\n"
         "  --btf FILE       /sys/kernel/btf/vmlinux, a vmlinux ELF, a vmlinuz (bzImage)\n"
         "                   or a compressed vmlinux\n"
@@ -57,6 +66,8 @@ static void usage(FILE *f)
         "                   (default: from the image; for raw BTF 0x%llx,\n"
         "                   or 0x%llx for a 32-bit kernel)\n"
         "  --keep-addresses write symbol addresses as listed\n"
+        "  --from-image DUMP a Linux guest's memory image: the profile built from\n"
+        "                   its own BTF and kallsyms (the mount's symbols/linux/)\n"
         "  -o OUT           output file; .xz/.gz compress; - for stdout\n"
         "  -q               no summary on stderr\n",
         X86_64_DEFAULT_TEXT, X86_32_DEFAULT_TEXT);
@@ -209,10 +220,51 @@ static int save(const char *path, const char *buf, size_t len, char *err,
     return r;
 }
 
+/* --from-image: the profile the mount would build for this dump. */
+static int from_image(const char *dump, const char *out_path, bool quiet)
+{
+    char err[1024], spec[4096];
+    if (strchr(dump, ':') && strncmp(dump, "/", 1) != 0)
+        snprintf(spec, sizeof spec, "%s", dump);
+    else
+        snprintf(spec, sizeof spec, "file:%s", dump);
+    struct vm_options vo;
+    vm_options_default(&vo);
+    struct vm *vm = vmem_vm_open("image", spec, &vo, err, sizeof err);
+    if (!vm) {
+        fprintf(stderr, "vmemfs-profile: %s\n", err);
+        return 1;
+    }
+    struct vmem_os_options lo = {0};
+    struct linux_os *os = linux_os_open(vm, &lo, err, sizeof err);
+    int rc = 1;
+    const struct mem_profile *mp = os ? linux_os_mem_profile(os) : NULL;
+    if (!os) {
+        fprintf(stderr, "vmemfs-profile: %s: %s\n", dump, err);
+    } else if (!mp) {
+        fprintf(stderr, "vmemfs-profile: %s: the profile did not come from guest memory\n",
+                dump);
+    } else {
+        size_t len;
+        const char *json = mem_profile_json(mp, &len);
+        if (save(out_path, json, len, err, sizeof err) != 0) {
+            fprintf(stderr, "vmemfs-profile: %s\n", err);
+        } else {
+            if (!quiet)
+                fprintf(stderr, "vmemfs-profile: %s: %s\n  wrote %s (%zu bytes of JSON)\n",
+                        dump, mem_profile_summary(mp), out_path, len);
+            rc = 0;
+        }
+    }
+    linux_os_close(os);
+    vm_put(vm);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *btf_path = NULL, *sym_path = NULL, *out_path = NULL;
-    const char *banner = NULL;
+    const char *banner = NULL, *image = NULL;
     uint64_t text_base = 0;
     bool keep = false, quiet = false, have_text_base = false;
     static const struct option opts[] = {
@@ -222,6 +274,7 @@ int main(int argc, char **argv)
         {"banner", required_argument, NULL, 'B'},
         {"text-base", required_argument, NULL, 't'},
         {"keep-addresses", no_argument, NULL, 'k'},
+        {"from-image", required_argument, NULL, 'I'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -234,6 +287,7 @@ int main(int argc, char **argv)
         case 'o': out_path = optarg; break;
         case 'B': banner = optarg; break;
         case 'k': keep = true; break;
+        case 'I': image = optarg; break;
         case 'q': quiet = true; break;
         case 't': {
             char *end;
@@ -250,6 +304,10 @@ int main(int argc, char **argv)
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (image && !btf_path && !sym_path && out_path && optind == argc) {
+        libbpf_set_print(silent_libbpf);
+        return from_image(image, out_path, quiet);
     }
     if (!btf_path || !out_path || optind != argc) {
         usage(stderr);

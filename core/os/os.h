@@ -47,6 +47,9 @@ struct vmem_os_options {
      * fuzz targets use one built in memory.  Wins over profile and
      * symbols_dir. */
     const struct isf *isf;
+    /* When no ISF matches, an OS may build its profile from the guest's own
+     * memory (Linux: its BTF and kallsyms); true turns that off. */
+    bool no_guest_profile;
     uint64_t tasks_max_age_ns;  /* live VMs: re-walk the process list when
                                    older (0: 1 s); dumps are walked once */
 };
@@ -81,14 +84,17 @@ const struct vmem_proc *vmem_procs_find(const struct vmem_procs *t, uint32_t pid
  * opened (a snapshot for that open file, like /proc); address-space files
  * are served by core's virtual read path. */
 struct vmem_os_file {
-    /* A kernel row may sit one directory down ("net/tcp"); rows of one
-     * directory are listed together in the table. */
+    /* Kernel and VM rows may sit in directories ("net/tcp"); a directory
+     * exists while one of its rows does. */
     const char *name;
     unsigned flags;             /* VMEM_OSF_* */
     /* Text rows: the file's bytes (malloc'd, *len set), or NULL with *err
      * set to a positive errno (ENOENT: not for this process; EIO: could
      * not be read).  p is NULL for kernel and VM rows. */
     char *(*render)(void *os, const struct vmem_proc *p, size_t *len, int *err);
+    /* A name known only at run time (symbols/linux/<release>.json), used
+     * when set: NULL means the row is absent now. */
+    const char *(*name_of)(void *os);
 };
 #define VMEM_OSF_TEXT     0x1u  /* render() gives its bytes */
 #define VMEM_OSF_VMEM     0x2u  /* an address space: the process's, or the

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """guest_proc.py VMEMFS CAPTURE_DIR SYMBOLS_DIR_OR_PROFILE - a real guest's
-processes through vmemfs, checked against what the guest said of itself
+processes through vmemfs ("-" for no profile: the one vmemfs builds from the
+guest's own BTF and kallsyms, which info.json must then name and
+symbols/linux/ must offer), checked against what the guest said of itself
 (truth.txt, written by contrib/guest/capture.py):
 
   - every guest process is in proc/ with the same pid, name and parent;
@@ -71,11 +73,23 @@ def same_name(truth, got):
     return truth == got
 
 
-opt = ["--profile", symbols] if os.path.isfile(symbols) else ["--symbols", symbols]
+opt = [] if symbols == "-" else ["--profile", symbols] if os.path.isfile(symbols) else ["--symbols", symbols]
 with Mount(vmemfs, [("g", "file:" + os.path.join(cap, dump))], extra=opt) as m:
     c.ok(os.path.isdir(m.path("g", "proc")), "proc/ exists: " + m.output().strip())
     info = json.load(open(m.path("g", "info.json")))
     c.eq(info["guest"].get("os"), "linux", "info.json guest os")
+    if symbols == "-":
+        c.eq(info["guest"].get("profile_source"), "guest memory (BTF + kallsyms)",
+             "info.json says the profile came from guest memory")
+        isf_dir = m.path("g", "symbols", "linux")
+        names = os.listdir(isf_dir) if os.path.isdir(isf_dir) else []
+        c.eq(names, [info["guest"].get("profile_file")], "symbols/linux/ holds the ISF")
+        if names:
+            with open(os.path.join(isf_dir, names[0])) as f:
+                doc = json.load(f)
+            banner = doc["symbols"]["linux_banner"].get("constant_data", "")
+            c.ok(banner != "" and "task_struct" in doc["user_types"],
+                 "the ISF has the banner and task_struct")
     # The size of proc/<pid>/vmem for the paging mode, and an address near
     # its top to ask SEEK_HOLE from.
     paging = info["guest"].get("paging", "")

@@ -37,7 +37,8 @@ class Mount:
             args += ["--vm", "%s=%s" % (name, spec)]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
+        # Building a profile from guest memory under ASan takes longer.
+        deadline = time.time() + float(os.environ.get("VMEMFS_MOUNT_TIMEOUT", "20"))
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("vmemfs exited %d: %s" % (self.proc.returncode, self.output()))

@@ -753,8 +753,13 @@ static void test_symbols_dir(void **state)
     rmdir(tmpdir);
     free(json);
 
-    /* No profile at all. */
+    /* No profile at all: one is looked for in guest memory (issue 10),
+     * and this fake guest has no kallsyms, which is said. */
     lo = (struct vmem_os_options){0};
+    assert_null(linux_os_open(e.vm, &lo, why, sizeof why));
+    assert_non_null(strstr(why, "no --symbols or --profile, and from guest memory: "));
+    assert_non_null(strstr(why, "kallsyms"));
+    lo = (struct vmem_os_options){.no_guest_profile = true};
     assert_null(linux_os_open(e.vm, &lo, why, sizeof why));
     assert_non_null(strstr(why, "no kernel profile"));
     env_free(&e);

@@ -26,6 +26,7 @@
 
 #include "core/arch/x86/paging.h"
 #include "core/os/linux/linux.h"
+#include "core/profile/btf_mem.h"
 #include "core/profile/isf.h"
 #include "core/util/addrset.h"
 #include "core/util/bytes.h"
@@ -140,6 +141,8 @@ struct snap {
 struct linux_os {
     struct vm *vm;
     struct isf *isf_owned;
+    struct mem_profile *mem_profile;    /* the profile built from guest memory */
+    char symbols_path[128];             /* "symbols/linux/<release>.json", or "" */
     const struct isf *isf;
     char *profile_path;             /* NULL when handed over loaded */
     const char *chosen_by;
@@ -195,6 +198,12 @@ struct scan_state {
     unsigned tries;
     struct isf *loaded;     /* the profile loaded from the dir, kept */
     char *loaded_path;
+    /* The profile built from guest memory when no ISF matches
+     * (core/profile/btf_mem.h): kallsyms is scanned for once. */
+    struct mem_profile *mp;
+    struct mem_profile_scan *mps;
+    unsigned mp_tries;
+    char mp_why[384];
 };
 
 struct vma {

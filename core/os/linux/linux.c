@@ -96,7 +96,7 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
         os->isf = os->isf_owned;
         os->profile_path = strdup(opt->profile);
         os->chosen_by = "--profile (banner not checked)";
-    } else if (!opt->symbols_dir) {
+    } else if (!opt->symbols_dir && opt->no_guest_profile) {
         snprintf(why, whylen, "no kernel profile: give --symbols DIR or --profile FILE");
         linux_os_close(os);
         return NULL;
@@ -110,6 +110,12 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
     if (!ok) {
         if (s.tries == 0)
             snprintf(why, whylen, "no Linux kernel banner in physical memory");
+        else if (!os->isf && s.mp_why[0] && !s.last_why[0] && opt->symbols_dir)
+            snprintf(why, whylen, "no profile in %s matches '%.120s'; from guest "
+                     "memory: %s", opt->symbols_dir, s.first_unmatched, s.mp_why);
+        else if (!os->isf && s.mp_why[0] && !s.last_why[0])
+            snprintf(why, whylen, "no --symbols or --profile, and from guest memory: %s",
+                     s.mp_why);
         else if (!os->isf && s.first_unmatched[0] && !s.last_why[0])
             snprintf(why, whylen, "no profile in %s (%zu files) matches '%.200s'",
                      opt->symbols_dir, s.dir.n, s.first_unmatched);
@@ -118,6 +124,8 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
                      "located: %s", s.last_why[0] ? s.last_why : "no usable banner");
     }
     isf_free(s.loaded);
+    mem_profile_free(s.mp);
+    mem_profile_scan_free(s.mps);
     free(s.loaded_path);
     for (size_t i = 0; i < s.nseen; i++)
         free(s.seen[i]);
@@ -161,6 +169,12 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
         linux_os_close(os);
         return NULL;
     }
+    if (os->mem_profile) {
+        vmem_log(LOG_INFO, "VM '%s': %s", vm_name(vm), mem_profile_summary(os->mem_profile));
+        /* The release in it is the guest's, reduced to a plain file name. */
+        snprintf(os->symbols_path, sizeof os->symbols_path, "symbols/linux/%s",
+                 mem_profile_file_name(os->mem_profile));
+    }
     vmem_log(LOG_INFO, "VM '%s': Linux %s, KASLR virtual shift 0x%" PRIx64
              ", physical shift 0x%" PRIx64 ", dtb 0x%" PRIx64 ", %s paging",
              vm_name(vm), os->release, os->vshift, os->pshift, os->dtb,
@@ -184,11 +198,17 @@ void linux_os_close(struct linux_os *os)
     lx_snap_put(os->snap);
     vmem_as_free(os->kas);
     isf_free(os->isf_owned);
+    mem_profile_free(os->mem_profile);
     free(os->profile_path);
     free(os->banner);
     pthread_mutex_destroy(&os->lock);
     vm_put(os->vm);
     free(os);
+}
+
+const struct mem_profile *linux_os_mem_profile(const struct linux_os *os)
+{
+    return os->mem_profile;
 }
 
 enum vmem_paging_mode linux_os_paging_mode(const struct linux_os *os)
@@ -229,6 +249,8 @@ void linux_os_describe(struct linux_os *os, struct json_object *out)
     if (os->profile_path)
         json_object_object_add(out, "profile", json_object_new_string(os->profile_path));
     json_object_object_add(out, "profile_chosen_by", json_object_new_string(os->chosen_by));
+    if (os->mem_profile)
+        mem_profile_describe(os->mem_profile, out);
     json_object_object_add(out, "kaslr_virtual_shift", shiftobj(os->vshift));
     json_object_object_add(out, "kaslr_physical_shift", shiftobj(os->pshift));
     json_object_object_add(out, "kernel_dtb", hexobj(os->dtb));

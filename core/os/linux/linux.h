@@ -47,6 +47,12 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
                                char *why, size_t whylen);
 void linux_os_close(struct linux_os *os);
 
+/* The profile built from guest memory (core/profile/btf_mem.h) when that is
+ * where the profile came from, else NULL: it is offered as a Volatility
+ * symbols file (symbols/linux/<release>.json). */
+struct mem_profile;
+const struct mem_profile *linux_os_mem_profile(const struct linux_os *os);
+
 /* The paging mode of the guest and the kernel's page-table root (gpa). */
 enum vmem_paging_mode linux_os_paging_mode(const struct linux_os *os);
 uint64_t linux_os_kernel_dtb(const struct linux_os *os);

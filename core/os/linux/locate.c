@@ -399,6 +399,28 @@ static void remember_banner(struct scan_state *s, const char *b)
 }
 
 /* One banner occurrence.  Returns true when the OS is established. */
+/* No ISF matches this banner: build a profile from the guest's own BTF and
+ * kallsyms (core/profile/btf_mem.h), once per open.  NULL with s->mp_why
+ * saying why not. */
+static const struct isf *from_guest_memory(struct linux_os *os,
+                                           const struct vmem_os_options *opt,
+                                           struct scan_state *s, uint64_t *gpa,
+                                           const char *banner)
+{
+    if (opt->no_guest_profile || s->mp || s->mp_tries >= 16)
+        return NULL;
+    s->mp_tries++;
+    char mwhy[sizeof s->mp_why];
+    s->mp = mem_profile_build(os->vm, &s->mps, gpa, banner, mwhy, sizeof mwhy);
+    if (!s->mp) {
+        /* Why linux_banner failed says more than why a copy did. */
+        if (!s->mp_why[0] || !strstr(mwhy, " is a copy"))
+            snprintf(s->mp_why, sizeof s->mp_why, "%s", mwhy);
+        return NULL;
+    }
+    return mem_profile_isf(s->mp);
+}
+
 static bool try_banner(struct linux_os *os, const struct vmem_os_options *opt,
                        struct scan_state *s, uint64_t gpa, const char *banner,
                        const struct vcpu_hint *hint)
@@ -406,10 +428,15 @@ static bool try_banner(struct linux_os *os, const struct vmem_os_options *opt,
     if (s->tries++ >= BANNER_TRIES)
         return false;
     const struct isf *f = os->isf;
+    if (!f && s->mp && isf_banner_equal(isf_banner(mem_profile_isf(s->mp)), banner))
+        f = mem_profile_isf(s->mp);
+    if (!f && !opt->symbols_dir) {
+        f = from_guest_memory(os, opt, s, &gpa, banner);
+        if (!f)
+            return false;
+    }
     if (!f) {
         /* Choose by banner from the symbols directory. */
-        if (!opt->symbols_dir)
-            return false;
         if (s->loaded && isf_banner_equal(isf_banner(s->loaded), banner)) {
             f = s->loaded;
         } else {
@@ -426,7 +453,10 @@ static bool try_banner(struct linux_os *os, const struct vmem_os_options *opt,
             if (!path) {
                 if (!s->first_unmatched[0])
                     snprintf(s->first_unmatched, sizeof s->first_unmatched, "%s", banner);
-                return false;
+                f = from_guest_memory(os, opt, s, &gpa, banner);
+                if (!f)
+                    return false;
+                goto chosen;
             }
             char err[256];
             struct isf *nf = isf_load(path, err, sizeof err);
@@ -441,6 +471,7 @@ static bool try_banner(struct linux_os *os, const struct vmem_os_options *opt,
             f = nf;
         }
     }
+chosen:;
     char why[256];
     if (lx_load_offsets(f, &os->o, why, sizeof why) < 0 ||
         !kaslr_try(os, f, gpa, hint, why, sizeof why)) {
@@ -455,7 +486,12 @@ static bool try_banner(struct linux_os *os, const struct vmem_os_options *opt,
         }
         return false;
     }
-    if (!os->isf) {
+    if (!os->isf && s->mp && f == mem_profile_isf(s->mp)) {
+        os->isf = f;
+        os->mem_profile = s->mp;
+        s->mp = NULL;
+        os->chosen_by = "built from guest memory (BTF + kallsyms): no ISF matches the banner";
+    } else if (!os->isf) {
         os->isf = os->isf_owned = s->loaded;
         os->profile_path = s->loaded_path;
         s->loaded = NULL;

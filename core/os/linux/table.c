@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/os/linux/internal.h"
 #include "core/phys/vm.h"
@@ -119,36 +120,60 @@ KERNEL_ROW(processes_csv, linux_os_processes_csv(os, len))
 
 /* proc/<pid>/: what the guest's own /proc/<pid>/ would show, in its formats. */
 static const struct vmem_os_file proc_files[] = {
-    {"vmem",   VMEM_OSF_VMEM | VMEM_OSF_USER, NULL},
-    {"maps",   VMEM_OSF_TEXT | VMEM_OSF_USER, render_maps},
-    {"status", VMEM_OSF_TEXT,                 render_status},
-    {"cmdline", VMEM_OSF_TEXT,                render_cmdline},
-    {"environ", VMEM_OSF_TEXT,                render_environ},
-    {"exe",    VMEM_OSF_TEXT | VMEM_OSF_USER, render_exe},
-    {"cwd",    VMEM_OSF_TEXT,                 render_cwd},
-    {"root",   VMEM_OSF_TEXT,                 render_root},
-    {"fds",    VMEM_OSF_TEXT,                 render_fds},
-    {"threads", VMEM_OSF_TEXT,                render_threads},
+    {.name = "vmem", .flags = VMEM_OSF_VMEM | VMEM_OSF_USER, .render = NULL},
+    {.name = "maps", .flags = VMEM_OSF_TEXT | VMEM_OSF_USER, .render = render_maps},
+    {.name = "status", .flags = VMEM_OSF_TEXT, .render = render_status},
+    {.name = "cmdline", .flags = VMEM_OSF_TEXT, .render = render_cmdline},
+    {.name = "environ", .flags = VMEM_OSF_TEXT, .render = render_environ},
+    {.name = "exe", .flags = VMEM_OSF_TEXT | VMEM_OSF_USER, .render = render_exe},
+    {.name = "cwd", .flags = VMEM_OSF_TEXT, .render = render_cwd},
+    {.name = "root", .flags = VMEM_OSF_TEXT, .render = render_root},
+    {.name = "fds", .flags = VMEM_OSF_TEXT, .render = render_fds},
+    {.name = "threads", .flags = VMEM_OSF_TEXT, .render = render_threads},
 };
 
 /* kernel/: the kernel's address space and what the kernel keeps. */
 static const struct vmem_os_file kernel_files[] = {
-    {"vmem", VMEM_OSF_VMEM, NULL},
-    {"modules",  VMEM_OSF_TEXT, render_modules},
-    {"dmesg",    VMEM_OSF_TEXT, render_dmesg},
-    {"cmdline",  VMEM_OSF_TEXT, render_kcmdline},
-    {"mounts",   VMEM_OSF_TEXT, render_mounts},
-    {"net/tcp",  VMEM_OSF_TEXT, render_net_tcp},
-    {"net/tcp6", VMEM_OSF_TEXT, render_net_tcp6},
-    {"net/udp",  VMEM_OSF_TEXT, render_net_udp},
-    {"net/udp6", VMEM_OSF_TEXT, render_net_udp6},
-    {"net/unix", VMEM_OSF_TEXT, render_net_unix},
+    {.name = "vmem", .flags = VMEM_OSF_VMEM, .render = NULL},
+    {.name = "modules", .flags = VMEM_OSF_TEXT, .render = render_modules},
+    {.name = "dmesg", .flags = VMEM_OSF_TEXT, .render = render_dmesg},
+    {.name = "cmdline", .flags = VMEM_OSF_TEXT, .render = render_kcmdline},
+    {.name = "mounts", .flags = VMEM_OSF_TEXT, .render = render_mounts},
+    {.name = "net/tcp", .flags = VMEM_OSF_TEXT, .render = render_net_tcp},
+    {.name = "net/tcp6", .flags = VMEM_OSF_TEXT, .render = render_net_tcp6},
+    {.name = "net/udp", .flags = VMEM_OSF_TEXT, .render = render_net_udp},
+    {.name = "net/udp6", .flags = VMEM_OSF_TEXT, .render = render_net_udp6},
+    {.name = "net/unix", .flags = VMEM_OSF_TEXT, .render = render_net_unix},
 };
 
 /* <vm>/: listings for scripts. */
+/* symbols/linux/<release>.json: the profile built from the guest's own BTF
+ * and kallsyms, as a Volatility 3 symbols directory (vol -s <vm>/symbols). */
+static const char *symbols_name(void *priv)
+{
+    struct linux_os *os = priv;
+    return os->symbols_path[0] ? os->symbols_path : NULL;
+}
+
+static char *render_symbols(void *priv, const struct vmem_proc *p, size_t *len, int *err)
+{
+    (void)p;
+    const struct mem_profile *mp = linux_os_mem_profile(priv);
+    const char *json = mp ? mem_profile_json(mp, len) : NULL;
+    char *copy = json ? malloc(*len + 1) : NULL;
+    if (copy) {
+        memcpy(copy, json, *len);
+        copy[*len] = 0;
+    }
+    *err = !mp ? ENOENT : copy ? 0 : ENOMEM;
+    return copy;
+}
+
 static const struct vmem_os_file vm_files[] = {
-    {"processes.json", VMEM_OSF_TEXT, render_processes_json},
-    {"processes.csv",  VMEM_OSF_TEXT, render_processes_csv},
+    {.name = "processes.json", .flags = VMEM_OSF_TEXT, .render = render_processes_json},
+    {.name = "processes.csv", .flags = VMEM_OSF_TEXT, .render = render_processes_csv},
+    {.name = NULL, .flags = VMEM_OSF_TEXT, .render = render_symbols,
+     .name_of = symbols_name},
 };
 
 #define NROWS(a) (sizeof(a) / sizeof((a)[0]))

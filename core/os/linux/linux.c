@@ -74,6 +74,12 @@
 #define SCAN_OVERLAP    1024u
 #define BANNER_MAX      512u
 #define BANNER_TRIES    4096u                   /* candidates examined */
+/* The scan of RAM from its start stops after this many bytes: a kernel
+ * without physical KASLR sits at 16 MiB, and what has no banner in its first
+ * GiBs (a Windows guest, an empty image) is not read whole before mounting.
+ * A kernel placed higher is found by a vCPU's CR3 (ELF and kdump dumps,
+ * live guests) or, with --profile, by the stride probe over all of RAM. */
+#define SCAN_RAM_MAX    (4ull << 30)
 
 #define TASKS_MAX       (1u << 17)
 #define THREADS_MAX     4096u                   /* thread_group ring walk */
@@ -968,6 +974,7 @@ struct scan_state {
     char first_unmatched[BANNER_MAX + 1];
     char last_why[256];
     bool why_at_banner;     /* last_why is about a copy where linux_banner can be */
+    bool scan_cut;          /* RAM past SCAN_RAM_MAX was left unscanned */
     unsigned tries;
     struct isf *loaded;     /* the profile loaded from the dir, kept */
     char *loaded_path;
@@ -1213,9 +1220,15 @@ static bool scan_for_kernel(struct linux_os *os, const struct linux_options *opt
     const struct vmem_range *r;
     size_t nr;
     vm_ranges(os->vm, &r, &nr);
-    for (size_t i = 0; i < nr && !found && s->tries < BANNER_TRIES; i++)
-        if (r[i].kind == VMEM_RANGE_RAM)
-            found = scan_phys(os, opt, s, hint, r[i].start, r[i].end, buf);
+    uint64_t budget = SCAN_RAM_MAX;
+    for (size_t i = 0; i < nr && !found && budget && s->tries < BANNER_TRIES; i++) {
+        if (r[i].kind != VMEM_RANGE_RAM)
+            continue;
+        uint64_t len = r[i].end - r[i].start < budget ? r[i].end - r[i].start : budget;
+        found = scan_phys(os, opt, s, hint, r[i].start, r[i].start + len, buf);
+        budget -= len;
+        s->scan_cut = !found && !budget && (len < r[i].end - r[i].start || i + 1 < nr);
+    }
     free(buf);
     return found;
 }
@@ -1270,7 +1283,12 @@ struct linux_os *linux_os_open(struct vm *vm, const struct linux_options *opt,
     memset(&s, 0, sizeof s);
     bool ok = scan_for_kernel(os, opt, &s, &hint);
     if (!ok) {
-        if (s.tries == 0)
+        if (s.tries == 0 && s.scan_cut)
+            snprintf(why, whylen, "no Linux kernel banner where a vCPU's page "
+                     "tables map the kernel, nor in the first %llu GiB of RAM "
+                     "(not scanned further; a kernel loaded higher is found "
+                     "with --profile)", (unsigned long long)(SCAN_RAM_MAX >> 30));
+        else if (s.tries == 0)
             snprintf(why, whylen, "no Linux kernel banner in physical memory");
         else if (!os->isf && s.first_unmatched[0] && !s.last_why[0])
             snprintf(why, whylen, "no profile in %s (%zu files) matches '%.200s'",
@@ -1500,7 +1518,8 @@ static struct snap *walk_tasks(struct linux_os *os)
         free(s);
         return NULL;
     }
-    struct addrset seen = {0};
+    struct addrset seen = {0}, pids = {0};
+    uint32_t dup_pid = 0;
     const uint64_t off = (uint64_t)os->o.task_tasks;
     const uint64_t head = os->init_task + off;
     uint64_t next = 0;
@@ -1521,7 +1540,12 @@ static struct snap *walk_tasks(struct linux_os *os)
                 s->pub.truncated = true;
                 break;
             }
-            if (t.pid != 0) {          /* /proc does not show the idle task */
+            /* A pid listed twice (a hostile or torn list) would show twice
+             * in proc/: the first one walked stays. */
+            int fresh = t.pid != 0 ? addrset_add(&pids, t.pid) : 0;
+            if (fresh == 0 && t.pid != 0)
+                dup_pid = dup_pid ? dup_pid : t.pid;
+            if (fresh == 1) {          /* /proc does not show the idle task */
                 if (s->pub.n == cap) {
                     struct linux_task *nt = realloc(s->pub.task, cap * 2 * sizeof *nt);
                     if (!nt) {
@@ -1540,6 +1564,11 @@ static struct snap *walk_tasks(struct linux_os *os)
         }
     }
     addrset_free(&seen);
+    addrset_free(&pids);
+    if (dup_pid)
+        vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list names pid %u "
+                             "more than once (a corrupt or hostile list): the "
+                             "first one stays", vm_name(os->vm), dup_pid);
     qsort(s->pub.task, s->pub.n, sizeof *s->pub.task, cmp_task);
     if (s->pub.truncated)
         vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list walk stopped "

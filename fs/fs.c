@@ -662,7 +662,36 @@ struct open_file {
     uint64_t size;             /* vmem: the file size */
     bool froze;                /* this handle holds the guest paused */
     struct vm_memmap *memmap;  /* memmap: rendered where read */
+    struct open_file *prev, *next;  /* every open file, for the exit */
 };
+
+/* Every open file, so that a daemon ending on a signal releases what the
+ * kernel never will (and resumes what --freeze-on-open paused). */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_file *open_list;
+
+static void open_list_add(struct open_file *h)
+{
+    pthread_mutex_lock(&open_lock);
+    h->next = open_list;
+    if (open_list)
+        open_list->prev = h;
+    open_list = h;
+    pthread_mutex_unlock(&open_lock);
+}
+
+static void open_list_del(struct open_file *h)
+{
+    pthread_mutex_lock(&open_lock);
+    if (h->prev)
+        h->prev->next = h->next;
+    else if (open_list == h)
+        open_list = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->prev = h->next = NULL;
+    pthread_mutex_unlock(&open_lock);
+}
 
 /* --freeze-on-open: the first pmem.raw handle pauses the guest, the last
  * one to close resumes it, so a tool reading the image sees one instant. */
@@ -720,6 +749,7 @@ static void open_file_put(struct open_file *h)
 {
     if (atomic_fetch_sub(&h->refs, 1) != 1)
         return;
+    open_list_del(h);
     if (h->froze)
         freeze_put(h->fv);
     if (h->as)
@@ -851,7 +881,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)h;
-    fuse_reply_open(req, fi);
+    open_list_add(h);
+    if (fuse_reply_open(req, fi) != 0)
+        open_file_put(h);           /* the opener is gone: no release comes */
 }
 
 static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t off);
@@ -1011,6 +1043,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         return;
     }
     fuse_reply_write(req, size);
+}
+
+void vmemfs_release_open_files(struct vmemfs *fs)
+{
+    (void)fs;
+    for (;;) {
+        pthread_mutex_lock(&open_lock);
+        struct open_file *h = open_list;
+        pthread_mutex_unlock(&open_lock);
+        if (!h)
+            break;
+        /* The kernel's reference, which no release will drop now: the
+         * last put unlinks it, resumes a frozen guest, drops the VM. */
+        open_list_del(h);
+        open_file_put(h);
+    }
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -314,7 +314,7 @@ def nokernel():
 def bomb():
     sym = gen("bomb-symbols")
     os.makedirs(sym, exist_ok=True)
-    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    z = zlib.compressobj(1, zlib.DEFLATED, 31)
     with open(os.path.join(sym, "bomb.json.gz"), "wb") as f:
         f.write(z.compress(b'{"metadata": {"format": "6.2.0"}, "pad": "'))
         block = b"A" * MiB

@@ -413,13 +413,8 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
     case K_PMEM_RAW: {
         st->st_mode |= w;
         st->st_size = (off_t)vm_phys_size(fv->vm);
-        const struct vmem_range *rg;
-        size_t n;
-        uint64_t present = 0;
-        vm_ranges(fv->vm, &rg, &n);
-        for (size_t i = 0; i < n; i++)
-            present += rg[i].end - rg[i].start;
-        st->st_blocks = (blkcnt_t)(present / 512);   /* du shows RAM, not size */
+        /* du shows RAM, not size */
+        st->st_blocks = (blkcnt_t)(vm_bytes_present(fv->vm) / 512);
         return 0;
     }
     case K_INFO:
@@ -427,12 +422,10 @@ static int fill_attr(struct vmemfs *fs, fuse_ino_t ino, struct fs_vm *fv,
          * ask a live hypervisor for every vCPU's registers on each stat. */
         st->st_size = 0;
         return 0;
-    case K_MEMMAP: {
-        size_t len = 0;
-        free(vm_memmap_text(fv->vm, &len));
-        st->st_size = (off_t)len;
+    case K_MEMMAP:
+        /* Computed once per layout: never rendered for a stat. */
+        st->st_size = (off_t)vm_memmap_size(fv->vm);
         return 0;
-    }
     case K_CONTROL:
         st->st_mode = S_IFREG | 0600;
         st->st_size = sizeof control_help - 1;
@@ -865,7 +858,37 @@ struct open_file {
     struct vmem_as *as;        /* vmem: the address space, own translation cache */
     uint64_t size;             /* vmem: the file size */
     bool froze;                /* this handle holds the guest paused */
+    struct vm_memmap *memmap;  /* memmap: rendered where read */
+    struct open_file *prev, *next;  /* every open file, for the exit */
 };
+
+/* Every open file, so that a daemon ending on a signal releases what the
+ * kernel never will (and resumes what --freeze-on-open paused). */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_file *open_list;
+
+static void open_list_add(struct open_file *h)
+{
+    pthread_mutex_lock(&open_lock);
+    h->next = open_list;
+    if (open_list)
+        open_list->prev = h;
+    open_list = h;
+    pthread_mutex_unlock(&open_lock);
+}
+
+static void open_list_del(struct open_file *h)
+{
+    pthread_mutex_lock(&open_lock);
+    if (h->prev)
+        h->prev->next = h->next;
+    else if (open_list == h)
+        open_list = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    h->prev = h->next = NULL;
+    pthread_mutex_unlock(&open_lock);
+}
 
 /* --freeze-on-open: the first pmem.raw handle pauses the guest, the last
  * one to close resumes it, so a tool reading the image sees one instant. */
@@ -927,10 +950,15 @@ static void open_file_put(struct open_file *h)
 {
     if (atomic_fetch_sub(&h->refs, 1) != 1)
         return;
+    open_list_del(h);
     if (h->froze)
         freeze_put(h->fv);
     if (h->as)
         vmem_as_free(h->as);
+    if (h->memmap) {
+        vm_memmap_close(h->memmap);
+        free(h->memmap);
+    }
     free(h->text);
     if (h->fv)
         fs_vm_put(h->fv);
@@ -1000,7 +1028,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fi->direct_io = 1;         /* the size may differ from getattr's */
         break;
     case K_MEMMAP:
-        h->text = vm_memmap_text(fv->vm, &h->text_len);
+        h->memmap = malloc(sizeof *h->memmap);
+        if (h->memmap)
+            vm_memmap_open(fv->vm, h->memmap);
         fi->direct_io = 1;
         break;
     case K_CONTROL:
@@ -1043,13 +1073,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         }
         break;
     }
-    if (!memory && !h->text) {
+    if (!memory && !h->text && !h->memmap) {
         open_file_put(h);
         fuse_reply_err(req, ENOMEM);
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)h;
-    fuse_reply_open(req, fi);
+    open_list_add(h);
+    if (fuse_reply_open(req, fi) != 0)
+        open_file_put(h);           /* the opener is gone: no release comes */
 }
 
 static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t off);
@@ -1066,6 +1098,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void read_reply(fuse_req_t req, struct open_file *h, size_t size, off_t off)
 {
+    if (h->memmap) {
+        char *buf = malloc(size ? size : 1);
+        if (!buf) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        fuse_reply_buf(req, buf, vm_memmap_read(h->memmap, (uint64_t)off, buf, size));
+        free(buf);
+        return;
+    }
     if (!h->memory) {
         if ((size_t)off >= h->text_len) {
             fuse_reply_buf(req, NULL, 0);
@@ -1171,21 +1213,50 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_err(req, EACCES);
         return;
     }
-    char cmd[32];
-    size_t n = size < sizeof cmd - 1 ? size : sizeof cmd - 1;
-    memcpy(cmd, buf, n);
-    cmd[n] = 0;
-    while (n && (cmd[n - 1] == '\n' || cmd[n - 1] == ' '))
-        cmd[--n] = 0;
-    int rc = control_command(h->fv, cmd);
+    /* Strictly one word, and at most a newline after it: "flush\0junk" is
+     * not "flush".  What the log shows of a write is made printable. */
+    char cmd[32], shown[sizeof cmd * 4];
+    size_t n = size;
+    if (n && buf[n - 1] == '\n')
+        n--;
+    bool word = n > 0 && n < sizeof cmd;
+    for (size_t i = 0; word && i < n; i++)
+        word = buf[i] >= 'a' && buf[i] <= 'z';
+    size_t sl = 0;
+    for (size_t i = 0; i < size && i < sizeof cmd && sl + 5 < sizeof shown; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        sl += (size_t)snprintf(shown + sl, sizeof shown - sl,
+                               c >= 0x20 && c < 0x7f && c != '\\' ? "%c" : "\\x%02x", c);
+    }
+    if (size > sizeof cmd && sl + 4 < sizeof shown)
+        sl += (size_t)snprintf(shown + sl, sizeof shown - sl, "...");
+    memcpy(cmd, buf, word ? n : 0);
+    cmd[word ? n : 0] = 0;
+    int rc = word ? control_command(h->fv, cmd) : -EINVAL;
     if (rc < 0) {
-        vmem_log(LOG_NOTICE, "control: VM '%s': '%s': %s", vm_name(h->fv->vm), cmd,
+        vmem_log(LOG_NOTICE, "control: VM '%s': '%s': %s", vm_name(h->fv->vm), shown,
                  rc == -EINVAL ? "unknown command (pause, resume, flush)"
                  : rc == -ENOTSUP ? "not supported by this source" : strerror(-rc));
         fuse_reply_err(req, -rc);
         return;
     }
     fuse_reply_write(req, size);
+}
+
+void vmemfs_release_open_files(struct vmemfs *fs)
+{
+    (void)fs;
+    for (;;) {
+        pthread_mutex_lock(&open_lock);
+        struct open_file *h = open_list;
+        pthread_mutex_unlock(&open_lock);
+        if (!h)
+            break;
+        /* The kernel's reference, which no release will drop now: the
+         * last put unlinks it, resumes a frozen guest, drops the VM. */
+        open_list_del(h);
+        open_file_put(h);
+    }
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -92,6 +92,9 @@ int vmemfs_add_vm(struct vmemfs *fs, const char *group, struct fs_vm *fv);
 /* Take a VM out of the mount by group and name: its directory goes, open
  * files keep failing cleanly.  0 or -ENOENT. */
 int vmemfs_remove_vm(struct vmemfs *fs, const char *group, const char *name);
+/* At exit, once no request runs: release every file still open (the kernel
+ * will not), which resumes a guest --freeze-on-open paused. */
+void vmemfs_release_open_files(struct vmemfs *fs);
 
 extern const struct fuse_lowlevel_ops vmemfs_ops;
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -370,8 +371,12 @@ int main(int argc, char **argv)
         status = fuse_session_loop_mt(se, lc);
         fuse_loop_cfg_destroy(lc);
     }
-    status = status ? 1 : 0;
+    /* libfuse reports the signal that ended the loop as its status: a
+     * SIGTERM, SIGINT or SIGHUP is the asked-for clean end. */
+    status = (status == 0 || status == SIGTERM || status == SIGINT ||
+              status == SIGHUP) ? 0 : 1;
     vmemfs_watch_stop(watch);
+    vmemfs_release_open_files(&fs);
 out_unmount:
     fuse_session_unmount(se);
 out_signals:

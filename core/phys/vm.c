@@ -36,13 +36,20 @@
 #define VM_MAX_RA     256u
 #define PREFETCH_WINDOW (4u << 20)   /* ahead of a sequential mapped reader */
 #define BULK_FRAMES   32u            /* a read this large is a copy or a scan */
+#define VM_INFO_RANGES 256u          /* ranges info.json lists */
 
 struct vm_layout {
     const struct vmem_range *r;
     size_t n;
     uint64_t phys_size;
+    /* Figures of every stat, computed once per layout (a dump may hold
+     * millions of ranges): RAM bytes present, and memmap's length. */
+    uint64_t present;
+    uint64_t memmap_len;
     struct vm_layout *older;
 };
+
+static void layout_figures(struct vm_layout *L);
 
 struct vm {
     atomic_int refs;
@@ -84,6 +91,28 @@ bool vm_name_valid(const char *name)
     return true;
 }
 
+/* Every offset of pmem must fit an off_t, whatever a driver read from a
+ * hostile source: refused here, for every driver, rather than failing each
+ * stat later.  Ranges are sorted (driver contract), so the last ends
+ * highest; an empty or wrapping one is refused too. */
+static bool layout_valid(const struct vm_layout *L, const char *name, char *err,
+                         size_t errlen)
+{
+    for (size_t i = 0; i < L->n; i++) {
+        const struct vmem_range *r = &L->r[i];
+        const char *why = r->end <= r->start ? "is empty or wraps"
+                        : r->end > VMEM_GPA_LIMIT ? "ends above the highest "
+                          "guest-physical address vmemfs serves (2^62)"
+                        : NULL;
+        if (why) {
+            snprintf(err, errlen, "VM '%s': range 0x%" PRIx64 "-0x%" PRIx64 " %s",
+                     name, r->start, r->end, why);
+            return false;
+        }
+    }
+    return true;
+}
+
 struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
                   const struct vm_options *opt, char *err, size_t errlen)
 {
@@ -109,7 +138,15 @@ struct vm *vm_new(const char *name, const char *spec, struct vmem_driver drv,
     }
     vmem_drv_ranges(&vm->drv, &L->r, &L->n);
     L->phys_size = vmem_ranges_end(L->r, L->n);
+    layout_figures(L);
     atomic_init(&vm->layout, L);
+    /* Every offset of pmem must fit an off_t, whatever the driver read from
+     * a hostile source: refuse here, once for every driver, rather than
+     * fail each stat later. */
+    if (!layout_valid(L, name, err, errlen)) {
+        vm_put(vm);
+        return NULL;
+    }
     if (vm->drv.caps & VMEM_CAP_SLOW) {
         uint64_t ttl = (vm->drv.caps & VMEM_CAP_IMMUTABLE) ? 0
                                                                  : opt->cache_ttl_ns;
@@ -153,6 +190,8 @@ static inline const struct vm_layout *layout_of(const struct vm *vm)
 }
 
 uint64_t vm_phys_size(const struct vm *vm) { return layout_of(vm)->phys_size; }
+uint64_t vm_bytes_present(const struct vm *vm) { return layout_of(vm)->present; }
+uint64_t vm_memmap_size(const struct vm *vm) { return layout_of(vm)->memmap_len; }
 
 int vm_refresh(struct vm *vm)
 {
@@ -164,6 +203,13 @@ int vm_refresh(struct vm *vm)
         return -ENOMEM;
     vmem_drv_ranges(&vm->drv, &L->r, &L->n);
     L->phys_size = vmem_ranges_end(L->r, L->n);
+    char why[256];
+    if (!layout_valid(L, vm->name, why, sizeof why)) {
+        vmem_log(LOG_ERR, "refresh: %s: the old layout stays", why);
+        free(L);
+        return -EINVAL;
+    }
+    layout_figures(L);
     /* One refresher at a time (the watcher thread, or a control write):
      * the exchange keeps the chain of old layouts whole either way. */
     L->older = atomic_exchange(&vm->layout, L);
@@ -250,8 +296,13 @@ struct frame_slot {
     int status;
 };
 
+/* A read of 1 MiB crosses at most VM_MAX_SLOTS frames; ranges finer than a
+ * frame (byte-granular LiME or ELF) can cut it into any number of pieces, so
+ * the plan is bounded on its own: a plan that fills up ends the read there
+ * (see plan_read) and the caller's next read continues. */
+#define PLAN_PIECES (VM_MAX_SLOTS * 2 + 8)
 struct plan {
-    struct piece piece[VM_MAX_SLOTS * 2 + 8];
+    struct piece piece[PLAN_PIECES];
     unsigned npieces;
     struct frame_slot slot[VM_MAX_SLOTS];
     unsigned nslots;
@@ -272,13 +323,20 @@ static int reply_reserve(struct vm_reply *r, size_t need)
     return 0;
 }
 
+static bool plan_full(const struct plan *p)
+{
+    return p->npieces >= PLAN_PIECES;
+}
+
 static void plan_add(struct plan *p, struct piece pc)
 {
-    p->piece[p->npieces++] = pc;
+    if (!plan_full(p))                  /* callers check plan_full first */
+        p->piece[p->npieces++] = pc;
 }
 
 /* Step 1: split the read over ranges, mappings, holes and frames.  Returns
- * the planned length (short only in strict mode, at a hole). */
+ * the planned length: short in strict mode at a hole, and in either mode
+ * where the plan ran out of pieces (ranges finer than a frame). */
 static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
                         enum vm_read_mode mode, struct plan *p)
 {
@@ -290,7 +348,7 @@ static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
 
     p->npieces = 0;
     p->nslots = 0;
-    while (pos < end) {
+    while (pos < end && !plan_full(p)) {
         size_t i = vmem_ranges_upper(r, n, pos);
         if (i == n || r[i].start > pos) {
             uint64_t hole_end = (i < n && r[i].start < end) ? r[i].start : end;
@@ -309,7 +367,7 @@ static size_t plan_read(struct vm *vm, uint64_t gpa, size_t len,
             pos = piece_end;
             continue;
         }
-        while (pos < piece_end) {
+        while (pos < piece_end && !plan_full(p)) {
             uint64_t gfn = pos >> VMEM_PAGE_SHIFT;
             size_t in_frame = pos & (VMEM_PAGE_SIZE - 1);
             size_t take = VMEM_PAGE_SIZE - in_frame;
@@ -569,9 +627,53 @@ static ssize_t execute_plan(struct vm *vm, struct plan *p, uint64_t base,
     return (ssize_t)done;
 }
 
+/* The padded view never ends short before the end of the space (the kernel
+ * would take it for the end of the file); a plan that ran out of pieces is
+ * completed into one buffer, the reply's scratch from then on. */
+static ssize_t pad_complete(struct vm *vm, uint64_t gpa, size_t len, size_t got,
+                            struct vm_reply *reply)
+{
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return (ssize_t)got;            /* short, but right */
+    uint8_t *dst = buf;
+    for (int i = 0; i < reply->niov; i++) {
+        if (vmem_guard_copy(dst, reply->iov[i].iov_base, reply->iov[i].iov_len) < 0) {
+            free(buf);
+            return (ssize_t)got;
+        }
+        dst += reply->iov[i].iov_len;
+    }
+    ssize_t more = vm_read_phys(vm, gpa + got, buf + got, len - got, VM_READ_PAD);
+    if (more > 0)
+        got += (size_t)more;
+    free(reply->scratch);
+    reply->scratch = buf;
+    reply->scratch_cap = len;
+    reply->scratch_used = got;
+    reply->iov[0].iov_base = buf;
+    reply->iov[0].iov_len = got;
+    reply->niov = 1;
+    reply->len = got;
+    return (ssize_t)got;
+}
+
+static ssize_t read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
+                             enum vm_read_mode mode, struct vm_stream *stream,
+                             struct vm_reply *reply, bool complete);
+
 ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
                          enum vm_read_mode mode, struct vm_stream *stream,
                          struct vm_reply *reply)
+{
+    return read_phys_iov(vm, gpa, len, mode, stream, reply, true);
+}
+
+/* complete: finish a padded read cut short by a full plan (pad_complete);
+ * vm_read_phys, which loops itself, does not ask for it. */
+static ssize_t read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
+                             enum vm_read_mode mode, struct vm_stream *stream,
+                             struct vm_reply *reply, bool complete)
 {
     reply->niov = 0;
     reply->len = 0;
@@ -607,8 +709,14 @@ ssize_t vm_read_phys_iov(struct vm *vm, uint64_t gpa, size_t len,
             vmem_drv_map(&vm->drv, ahead, 1))
             vmem_drv_prefetch(&vm->drv, ahead, win);
     }
-    return execute_plan(vm, p, gpa, planned, mode, stream, gpa + planned, false,
-                        reply);
+    ssize_t got = execute_plan(vm, p, gpa, planned, mode, stream, gpa + planned,
+                               false, reply);
+    if (complete && mode == VM_READ_PAD && got > 0 && (size_t)got < len) {
+        got = pad_complete(vm, gpa, len, (size_t)got, reply);
+        if (stream)
+            stream->next_gpa = gpa + (uint64_t)got;
+    }
+    return got;
 }
 
 /* Plan a virtual read: pages translated in one batch, then each page is a
@@ -738,8 +846,8 @@ ssize_t vm_read_phys(struct vm *vm, uint64_t gpa, void *buf, size_t len,
         return -ENOMEM;
     size_t total = 0;
     while (total < len) {
-        ssize_t got = vm_read_phys_iov(vm, gpa + total, len - total, mode, NULL,
-                                       rp);
+        ssize_t got = read_phys_iov(vm, gpa + total, len - total, mode, NULL,
+                                    rp, false);
         if (got <= 0)
             return total ? (ssize_t)total : got;
         uint8_t *dst = (uint8_t *)buf + total;
@@ -931,18 +1039,21 @@ struct json_object *vm_info(struct vm *vm)
     const struct vm_layout *L = layout_of(vm);
     json_object_object_add(o, "phys_size", json_object_new_int64((int64_t)L->phys_size));
 
+    /* A hostile dump can hold millions of ranges: info.json lists the
+     * first VM_INFO_RANGES and says so; memmap has them all. */
     json_object *ranges = json_object_new_array();
-    uint64_t ram = 0;
-    for (size_t i = 0; i < L->n; i++) {
+    size_t listed = L->n < VM_INFO_RANGES ? L->n : VM_INFO_RANGES;
+    for (size_t i = 0; i < listed; i++) {
         json_object *r = json_object_new_object();
         json_object_object_add(r, "start", hex64(L->r[i].start));
         json_object_object_add(r, "end", hex64(L->r[i].end));
         json_object_object_add(r, "kind", json_object_new_string(kind_name(L->r[i].kind)));
         json_object_array_add(ranges, r);
-        ram += L->r[i].end - L->r[i].start;
     }
     json_object_object_add(o, "ranges", ranges);
-    json_object_object_add(o, "bytes_present", json_object_new_int64((int64_t)ram));
+    json_object_object_add(o, "ranges_total", json_object_new_int64((int64_t)L->n));
+    json_object_object_add(o, "ranges_summarised", json_object_new_boolean(listed < L->n));
+    json_object_object_add(o, "bytes_present", json_object_new_int64((int64_t)L->present));
 
     json_object *vcpus = json_object_new_array();
     int nvcpu = vmem_drv_vcpu_count(&vm->drv);
@@ -1028,24 +1139,112 @@ char *vm_info_json(struct vm *vm, size_t *len)
     return out;
 }
 
+/* memmap: /proc/iomem-style lines, one per run of touching ranges of one
+ * kind, rendered where read (a dump may hold millions of ranges). */
+static const char *memmap_kind(unsigned kind)
+{
+    return kind == VMEM_RANGE_ROM ? "ROM" : "System RAM";
+}
+
+static unsigned hex_width(uint64_t v)
+{
+    unsigned w = 1;
+    while (v >>= 4)
+        w++;
+    return w < 8 ? 8 : w;          /* %08x */
+}
+
+/* The run of ranges starting at index i: its end index (exclusive). */
+static size_t memmap_run(const struct vm_layout *L, size_t i)
+{
+    size_t j = i + 1;
+    while (j < L->n && L->r[j].start == L->r[j - 1].end &&
+           L->r[j].kind == L->r[i].kind)
+        j++;
+    return j;
+}
+
+static size_t memmap_line_len(const struct vm_layout *L, size_t i, size_t j)
+{
+    return hex_width(L->r[i].start) + 1 + hex_width(L->r[j - 1].end - 1) + 3 +
+           strlen(memmap_kind(L->r[i].kind)) + 1;
+}
+
+static void layout_figures(struct vm_layout *L)
+{
+    L->present = 0;
+    L->memmap_len = 0;
+    for (size_t i = 0; i < L->n; i++)
+        L->present += L->r[i].end - L->r[i].start;
+    for (size_t i = 0, j; i < L->n; i = j) {
+        j = memmap_run(L, i);
+        L->memmap_len += memmap_line_len(L, i, j);
+    }
+}
+
+void vm_memmap_open(struct vm *vm, struct vm_memmap *m)
+{
+    m->layout = layout_of(vm);
+    m->size = m->layout->memmap_len;
+    m->line = 0;
+    m->line_off = 0;
+    pthread_mutex_init(&m->lock, NULL);
+}
+
+void vm_memmap_close(struct vm_memmap *m)
+{
+    pthread_mutex_destroy(&m->lock);
+}
+
+size_t vm_memmap_read(struct vm_memmap *m, uint64_t off, char *buf, size_t len)
+{
+    const struct vm_layout *L = m->layout;
+    if (off >= m->size || len == 0)
+        return 0;
+    pthread_mutex_lock(&m->lock);
+    /* Readers go forward: continue from the last line; start over only
+     * for a read behind it. */
+    if (off < m->line_off) {
+        m->line = 0;
+        m->line_off = 0;
+    }
+    size_t i = m->line, done = 0;
+    uint64_t line_off = m->line_off;
+    while (i < L->n && done < len) {
+        size_t j = memmap_run(L, i);
+        size_t ll = memmap_line_len(L, i, j);
+        if (line_off + ll <= off) {
+            line_off += ll;
+            i = j;
+            continue;
+        }
+        char line[80];
+        snprintf(line, sizeof line, "%08" PRIx64 "-%08" PRIx64 " : %s\n",
+                 L->r[i].start, L->r[j - 1].end - 1, memmap_kind(L->r[i].kind));
+        size_t from = off + done > line_off ? (size_t)(off + done - line_off) : 0;
+        size_t take = ll - from < len - done ? ll - from : len - done;
+        memcpy(buf + done, line + from, take);
+        done += take;
+        if (from + take < ll)
+            break;                  /* the next read continues this line */
+        line_off += ll;
+        i = j;
+    }
+    m->line = i;
+    m->line_off = line_off;
+    pthread_mutex_unlock(&m->lock);
+    return done;
+}
+
 char *vm_memmap_text(struct vm *vm, size_t *len)
 {
-    const struct vm_layout *L = layout_of(vm);
-    struct vmem_range *merged = malloc(sizeof *merged * (L->n + 1));
-    if (!merged)
-        return NULL;
-    size_t m = vmem_ranges_merge(L->r, L->n, merged);
-    size_t cap = 64 * (m + 1);
-    char *out = malloc(cap);
-    size_t used = 0;
-    for (size_t i = 0; out && i < m; i++)
-        used += (size_t)snprintf(out + used, cap - used,
-                                 "%08" PRIx64 "-%08" PRIx64 " : %s\n",
-                                 merged[i].start, merged[i].end - 1,
-                                 merged[i].kind == VMEM_RANGE_ROM ? "ROM" : "System RAM");
-    if (out)
-        out[used] = 0;
-    *len = used;
-    free(merged);
+    struct vm_memmap m;
+    vm_memmap_open(vm, &m);
+    char *out = malloc(m.size + 1);
+    if (out) {
+        *len = vm_memmap_read(&m, 0, out, m.size);
+        out[*len] = 0;
+    }
+    vm_memmap_close(&m);
     return out;
 }

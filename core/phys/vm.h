@@ -11,6 +11,7 @@
 #ifndef VMEMFS_CORE_VM_H
 #define VMEMFS_CORE_VM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include "core/driver.h"
 
 struct vm;
+struct vm_layout;
 
 struct vm_options {
     size_t cache_pages;             /* page-cache capacity, frames */
@@ -152,7 +154,30 @@ struct json_object;
 struct json_object *vm_info(struct vm *vm);
 char *vm_json_text(struct json_object *o, size_t *len);
 /* Text of info.json / memmap, malloc'd, NUL-terminated; *len set. */
+/* info.json lists at most the first 256 ranges ("ranges_total" counts
+ * them all, "ranges_summarised" says when some were left out). */
 char *vm_info_json(struct vm *vm, size_t *len);
+/* memmap whole (for small layouts and tests; the fs streams it below). */
 char *vm_memmap_text(struct vm *vm, size_t *len);
+
+/* memmap read where it is read: a dump may hold millions of ranges, and
+ * its text is never built whole.  A handle pins the layout of its open
+ * (`size` is its length, the same as vm_memmap_size then); reads going
+ * forward cost what they return, one behind the last restarts from the
+ * top.  Thread-safe per handle. */
+struct vm_memmap {
+    const struct vm_layout *layout;
+    uint64_t size;
+    size_t line;                    /* first range of the line at line_off */
+    uint64_t line_off;
+    pthread_mutex_t lock;
+};
+void vm_memmap_open(struct vm *vm, struct vm_memmap *m);
+size_t vm_memmap_read(struct vm_memmap *m, uint64_t off, char *buf, size_t len);
+void vm_memmap_close(struct vm_memmap *m);
+/* Cheap for every stat (computed once per layout): memmap's length, and
+ * the bytes of guest memory the source holds. */
+uint64_t vm_memmap_size(const struct vm *vm);
+uint64_t vm_bytes_present(const struct vm *vm);
 
 #endif

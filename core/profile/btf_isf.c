@@ -332,9 +332,18 @@ struct btf_isf_symbols *btf_isf_symbols_parse(const char *text, size_t len,
 static void *read_whole(const char *path, size_t max, size_t *len, char *err,
                         size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK, then regular files only: a FIFO must not hold the start
+     * in open() or read(). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         say(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        say(err, errlen, "%s: not a regular file (a FIFO, a device or a "
+            "directory)", path);
+        close(fd);
         return NULL;
     }
     /* Regular files by size; /proc and /sys files (size 0 or a page) by

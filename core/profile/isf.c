@@ -1309,14 +1309,17 @@ struct isf *isf_load_buffer(const void *data, size_t len, const char *name,
 
 static void *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not hold the caller in open(); it has no
+     * effect on the regular file that is all we accept. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         say(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        say(err, errlen, "%s: not a regular file", path);
+        say(err, errlen, "%s: not a regular file (a FIFO, a device or a "
+            "directory): an ISF must be one", path);
         close(fd);
         return NULL;
     }
@@ -1742,16 +1745,7 @@ char *isf_banner_of_buffer(const void *data, size_t len, const char *name,
     return b;
 }
 
-char *isf_read_banner(const char *path, char *err, size_t errlen)
-{
-    size_t len;
-    char *data = read_file(path, &len, err, errlen);
-    if (!data)
-        return NULL;
-    char *b = isf_banner_of_buffer(data, len, path, err, errlen);
-    free(data);
-    return b;
-}
+/* isf_read_banner: isf_banner.c, which streams the file. */
 
 static bool isf_name(const char *n)
 {

@@ -287,7 +287,9 @@ int file_driver_open(const char *path, struct vmem_driver *out, char *err,
     /* Absolute, for info.json: the daemon changes to / when it detaches. */
     char *abs = realpath(path, NULL);
     f->path = abs ? abs : strdup(path);
-    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a device) must not hold the start in open();
+     * it has no effect on the regular file that is all we accept. */
+    f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (f->fd < 0) {
         int e = errno;
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
@@ -296,7 +298,10 @@ int file_driver_open(const char *path, struct vmem_driver *out, char *err,
     }
     struct stat st;
     if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
+        snprintf(err, errlen, "%s: not a regular file (%s): a dump must be one",
+                 path, S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ||
+                 S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket"
+                 : S_ISDIR(st.st_mode) ? "a directory" : "not a file");
         file_close(f);
         return -EINVAL;
     }

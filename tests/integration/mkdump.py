@@ -120,18 +120,28 @@ def write_kdump(path, ranges, datas, excluded_gfn, cr3):
             bm1[gfn // 8] |= 1 << (gfn % 8)
             if gfn != excluded_gfn:
                 bm2[gfn // 8] |= 1 << (gfn % 8)
+    dumped = [g for g in range(max_mapnr) if bm2[g // 8] >> (g % 8) & 1]
+    write_kdump_bitmaps(path, max_mapnr, bm1, bm2, dumped,
+                        lambda g: bytes(truth[g * PAGE:(g + 1) * PAGE]), cr3)
+
+
+def write_kdump_bitmaps(path, max_mapnr, bm1, bm2, dumped, page_of, cr3):
+    """The kdump file itself: bm1 (RAM) and bm2 (dumped) of equal length, a
+    whole number of pages; `dumped` the set bits of bm2 in order, page_of(g)
+    the contents of frame g."""
+    bitmap_blocks = 2 * (len(bm1) // PAGE)
+    half = len(bm1)
     note = qemu_note(cr3)
     # Block 0: disk_dump_header; block 1: kdump_sub_header (+ notes after);
     # then the bitmaps; then page descriptors; then page data.
     sub_hdr_blocks = 1 + (len(note) + PAGE - 1) // PAGE
     note_off = 2 * PAGE
     bitmap_off = (1 + sub_hdr_blocks) * PAGE
-    dumped = [g for g in range(max_mapnr) if bm2[g // 8] >> (g % 8) & 1]
     desc_off = bitmap_off + 2 * half
     data_off = desc_off + 24 * len(dumped)
     descs, blobs, pos = [], [], data_off
     for g in dumped:
-        page = bytes(truth[g * PAGE:(g + 1) * PAGE]).ljust(PAGE, b"\0")
+        page = page_of(g).ljust(PAGE, b"\0")
         comp = zlib.compress(page)
         if len(comp) < PAGE:
             descs.append(struct.pack("<qIIQ", pos, len(comp), 1, 0))

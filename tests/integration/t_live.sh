@@ -12,6 +12,8 @@
 #                     a socket removed
 #   live_big.py       4608 MiB with RAM above 4 GiB: size, the hole below
 #                     4 GiB, data above 4 GiB vs dump-guest-memory
+#   live_signal.py    SIGTERM/SIGINT with a pmem.raw held under
+#                     --freeze-on-open: the guest resumed, exit 0
 # The proc/-based checks need the Volatility ISF ($VMEMFS_SRC/../shared/isf,
 # or VMEMFS_ISF_DIR); without it they are skipped (said so) and the counter
 # is read through pmem.  VMEMFS_LIVE_PARTS="vms qemu_dir big" picks parts.
@@ -20,7 +22,7 @@ need_fuse
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
 command -v python3 >/dev/null || skip "python3 missing"
 
-PARTS=${VMEMFS_LIVE_PARTS:-vms qemu_dir big}
+PARTS=${VMEMFS_LIVE_PARTS:-vms qemu_dir big signal}
 ISF_DIR=${VMEMFS_ISF_DIR:-$SRC/../shared/isf}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmemfs-live.XXXXXX")
 SHMDIR=/dev/shm
@@ -82,8 +84,10 @@ for part in $PARTS; do
                 continue
             fi
             python3 "$SRC/tests/integration/live_big.py" "$VMEMFS" "$WORK" "$SHM" || failed=1 ;;
+        signal)
+            python3 "$SRC/tests/integration/live_signal.py" "$VMEMFS" "$WORK" "$SHM" || failed=1 ;;
         *)
-            echo "unknown part '$part' (vms qemu_dir big)"; exit 2 ;;
+            echo "unknown part '$part' (vms qemu_dir big signal)"; exit 2 ;;
     esac
     reap
     echo "   live_$part: $(( $(date +%s) - t )) s"

@@ -30,7 +30,7 @@ class Checks:
 class Mount:
     """vmemfs in the foreground as a child process; unmounted on exit."""
 
-    def __init__(self, vmemfs, vms, extra=(), mountpoint=None):
+    def __init__(self, vmemfs, vms, extra=(), mountpoint=None, timeout=None):
         self.dir = mountpoint or tempfile.mkdtemp(prefix="vmemfs-mnt-")
         args = [vmemfs, self.dir, "-f"] + list(extra)
         for name, spec in vms:
@@ -38,7 +38,8 @@ class Mount:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         # Building a profile from guest memory under ASan takes longer.
-        deadline = time.time() + float(os.environ.get("VMEMFS_MOUNT_TIMEOUT", "20"))
+        deadline = time.time() + (timeout if timeout is not None else
+                                  float(os.environ.get("VMEMFS_MOUNT_TIMEOUT", "20")))
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("vmemfs exited %d: %s" % (self.proc.returncode, self.output()))
@@ -56,6 +57,14 @@ class Mount:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def status(self, field):
+        """A field of /proc/<daemon>/status in kB (VmHWM, VmRSS)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+        return None
 
     def close(self):
         if self.proc.poll() not in (None, 0):

@@ -786,6 +786,31 @@ static void test_many_tasks(void **state)
     env_free(&e);
 }
 
+/* A hostile list naming one pid twice: proc/ lists it once, the first
+ * task walked (issue 13). */
+static void test_tasks_duplicate_pid(void **state)
+{
+    (void)state;
+    struct env e;
+    env_build(&e, false, false);
+    assert_true(fg_task_new(&e.g, 4242, 0, "first", 0, 1, 0) != 0);
+    assert_true(fg_task_new(&e.g, 4242, 0, "second", 0, 1, 0) != 0);
+    assert_true(fg_task_new(&e.g, 4243, 0, "after", 0, 1, 0) != 0);
+    struct vmem_procs *t = open_tasks(&e);
+    size_t seen = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->proc[i].pid == 4242)
+            seen++;
+        if (i)
+            assert_true(t->proc[i - 1].pid < t->proc[i].pid);
+    }
+    assert_int_equal(seen, 1);
+    assert_string_equal(vmem_procs_find(t, 4242)->comm, "first");
+    assert_string_equal(vmem_procs_find(t, 4243)->comm, "after");
+    linux_tasks_put(e.os, t);
+    env_free(&e);
+}
+
 /* ---- i386 guests: PAE and 2-level 32-bit paging ------------------------ */
 
 /* A small synthetic i386 guest of its own (4 MiB of RAM, the fake driver
@@ -1327,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_tasks),
         cmocka_unit_test(test_modules_loop),
         cmocka_unit_test(test_fds_hostile),
+        cmocka_unit_test(test_tasks_duplicate_pid),
         cmocka_unit_test(test_maps_maple),
         cmocka_unit_test(test_maps_mmap_list),
         cmocka_unit_test(test_maps_single_leaf_deleted),

@@ -46,6 +46,12 @@ struct vm;
 #define SCAN_OVERLAP    1024u
 #define BANNER_MAX      512u
 #define BANNER_TRIES    4096u                   /* candidates examined */
+/* The scan of RAM from its start stops after this many bytes: a kernel
+ * without physical KASLR sits at 16 MiB, and what has no banner in its first
+ * GiBs (a Windows guest, an empty image) is not read whole before mounting.
+ * A kernel placed higher is found by a vCPU's CR3 (ELF and kdump dumps,
+ * live guests) or, with --profile, by the stride probe over all of RAM. */
+#define SCAN_RAM_MAX    (4ull << 30)
 
 #define TASKS_MAX       (1u << 17)
 #define THREADS_MAX     4096u                   /* thread_group ring walk */
@@ -195,6 +201,7 @@ struct scan_state {
     char first_unmatched[BANNER_MAX + 1];
     char last_why[256];
     bool why_at_banner;     /* last_why is about a copy where linux_banner can be */
+    bool scan_cut;          /* RAM past SCAN_RAM_MAX was left unscanned */
     unsigned tries;
     struct isf *loaded;     /* the profile loaded from the dir, kept */
     char *loaded_path;

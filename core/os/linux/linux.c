@@ -108,7 +108,12 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
     memset(&s, 0, sizeof s);
     bool ok = lx_scan_for_kernel(os, opt, &s, &hint);
     if (!ok) {
-        if (s.tries == 0)
+        if (s.tries == 0 && s.scan_cut)
+            snprintf(why, whylen, "no Linux kernel banner where a vCPU's page "
+                     "tables map the kernel, nor in the first %llu GiB of RAM "
+                     "(not scanned further; a kernel loaded higher is found "
+                     "with --profile)", (unsigned long long)(SCAN_RAM_MAX >> 30));
+        else if (s.tries == 0)
             snprintf(why, whylen, "no Linux kernel banner in physical memory");
         else if (!os->isf && s.mp_why[0] && !s.last_why[0] && opt->symbols_dir)
             snprintf(why, whylen, "no profile in %s matches '%.120s'; from guest "

@@ -655,9 +655,15 @@ bool lx_scan_for_kernel(struct linux_os *os, const struct vmem_os_options *opt,
     const struct vmem_range *r;
     size_t nr;
     vm_ranges(os->vm, &r, &nr);
-    for (size_t i = 0; i < nr && !found && s->tries < BANNER_TRIES; i++)
-        if (r[i].kind == VMEM_RANGE_RAM)
-            found = scan_phys(os, opt, s, hint, r[i].start, r[i].end, buf);
+    uint64_t budget = SCAN_RAM_MAX;
+    for (size_t i = 0; i < nr && !found && budget && s->tries < BANNER_TRIES; i++) {
+        if (r[i].kind != VMEM_RANGE_RAM)
+            continue;
+        uint64_t len = r[i].end - r[i].start < budget ? r[i].end - r[i].start : budget;
+        found = scan_phys(os, opt, s, hint, r[i].start, r[i].start + len, buf);
+        budget -= len;
+        s->scan_cut = !found && !budget && (len < r[i].end - r[i].start || i + 1 < nr);
+    }
     free(buf);
     return found;
 }

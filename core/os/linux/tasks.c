@@ -149,7 +149,8 @@ static struct snap *walk_tasks(struct linux_os *os)
         free(s);
         return NULL;
     }
-    struct addrset seen = {0};
+    struct addrset seen = {0}, pids = {0};
+    uint32_t dup_pid = 0;
     const uint64_t off = (uint64_t)os->o.task_tasks;
     const uint64_t head = os->init_task + off;
     uint64_t next = 0;
@@ -170,7 +171,16 @@ static struct snap *walk_tasks(struct linux_os *os)
                 s->pub.truncated = true;
                 break;
             }
-            if (t.pid != 0) {          /* /proc does not show the idle task */
+            /* A pid listed twice (a hostile or torn list) would show twice
+             * in proc/: the first one walked stays, flagged. */
+            int fresh = t.pid != 0 ? addrset_add(&pids, t.pid) : 0;
+            if (fresh == 0 && t.pid != 0) {
+                dup_pid = dup_pid ? dup_pid : t.pid;
+                for (size_t k = 0; k < s->pub.n; k++)
+                    if (s->pub.proc[k].pid == t.pid)
+                        s->pub.proc[k].flags |= VMEM_PROC_DUPLICATE;
+            }
+            if (fresh == 1) {          /* /proc does not show the idle task */
                 if (s->pub.n == cap) {
                     struct vmem_proc *nt = realloc(s->pub.proc, cap * 2 * sizeof *nt);
                     if (!nt) {
@@ -189,6 +199,11 @@ static struct snap *walk_tasks(struct linux_os *os)
         }
     }
     addrset_free(&seen);
+    addrset_free(&pids);
+    if (dup_pid)
+        vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list names pid %u "
+                             "more than once (a corrupt or hostile list): the "
+                             "first one stays", vm_name(os->vm), dup_pid);
     lx_pidtable_compare(os, &s->pub);
     qsort(s->pub.proc, s->pub.n, sizeof *s->pub.proc, cmp_task);
     if (s->pub.truncated)

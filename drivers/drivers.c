@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "drivers/qemu/qemu.h"
+#ifdef VMEMFS_HAVE_LIBVIRT
+#include "drivers/libvirt/libvirt.h"
+#endif
 
 /* Dumps are evidence: the file driver never writes, whatever the flags. */
 static int open_file(const char *arg, unsigned flags, struct vmem_driver *out,
@@ -28,6 +31,9 @@ static const struct {
 } driver_table[] = {
     {"file", open_file},
     {"qemu", open_qemu},
+#ifdef VMEMFS_HAVE_LIBVIRT
+    {"libvirt", libvirt_driver_open},
+#endif
 };
 
 vmem_driver_open_fn vmem_driver_lookup(const char *scheme)
@@ -40,5 +46,9 @@ vmem_driver_open_fn vmem_driver_lookup(const char *scheme)
 
 const char *vmem_driver_names(void)
 {
+#ifdef VMEMFS_HAVE_LIBVIRT
+    return "file qemu libvirt";
+#else
     return "file qemu";
+#endif
 }

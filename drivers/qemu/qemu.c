@@ -81,6 +81,8 @@
 
 #include "drivers/drivers.h"
 #include "drivers/qemu/parse.h"
+#include "drivers/qemu/discover.h"
+#include "drivers/qemu/monitor.h"
 #include "drivers/qemu/qmp.h"
 
 #define QEMU_IOV_MAX 1024           /* per process_vm_readv call (UIO_MAXIOV) */
@@ -141,8 +143,10 @@ struct retired {
 };
 
 struct qemu_src {
-    char *sock;
-    struct qmp *qmp;
+    char *sock;                     /* the QMP socket, or what names the
+                                       monitor's QEMU in messages */
+    bool has_socket;                /* opened on a QMP socket path */
+    struct qemu_monitor *mon;
     bool rw;
     pid_t pid;
     int pidfd;                      /* -1: none */
@@ -190,7 +194,7 @@ static char *qom_get_str(struct qemu_src *s, const char *path, const char *prop)
     char err[256];
     json_object_object_add(args, "path", json_object_new_string(path));
     json_object_object_add(args, "property", json_object_new_string(prop));
-    if (qmp_execute(s->qmp, "qom-get", args, &ret, err, sizeof err) < 0)
+    if (qemu_mon_execute(s->mon, "qom-get", args, &ret, err, sizeof err) < 0)
         return NULL;
     char *v = NULL;
     if (json_object_is_type(ret, json_type_string))
@@ -634,7 +638,7 @@ static int qemu_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
     if (cpu >= (unsigned)s->ncpus)
         return -ENOENT;
     char *text = NULL, err[256];
-    int rc = qmp_hmp(s->qmp, "info registers", s->cpu_index[cpu], &text, err, sizeof err);
+    int rc = qemu_mon_hmp(s->mon, "info registers", s->cpu_index[cpu], &text, err, sizeof err);
     if (rc < 0)
         return rc;
     out->id = cpu;
@@ -646,7 +650,7 @@ static int qemu_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
 static int run_cmd(struct qemu_src *s, const char *cmd)
 {
     char err[256];
-    return qmp_execute(s->qmp, cmd, NULL, NULL, err, sizeof err);
+    return qemu_mon_execute(s->mon, cmd, NULL, NULL, err, sizeof err);
 }
 
 static int qemu_pause(void *drv) { return run_cmd(drv, "stop"); }
@@ -669,14 +673,15 @@ static const char *access_name(enum block_access a)
 static bool qemu_gone(void *drv)
 {
     struct qemu_src *s = drv;
-    return proc_gone(s) || !qmp_alive(s->qmp);
+    return proc_gone(s) || !qemu_mon_alive(s->mon);
 }
 
 static void qemu_describe(void *drv, json_object *out)
 {
     struct qemu_src *s = drv;
     pthread_mutex_lock(&s->lock);
-    json_object_object_add(out, "socket", json_object_new_string(s->sock));
+    if (s->has_socket)
+        json_object_object_add(out, "socket", json_object_new_string(s->sock));
     json_object_object_add(out, "pid", json_object_new_int64(s->pid));
     json_object_object_add(out, "qemu_version", json_object_new_string(s->version));
     if (s->package[0])
@@ -742,12 +747,12 @@ static void qemu_describe(void *drv, json_object *out)
     json_object_object_add(out, "ram_layout", arr);
     json_object_object_add(out, "layout_changes", json_object_new_int64(s->layout_changes));
     pthread_mutex_unlock(&s->lock);
-    bool alive = qmp_alive(s->qmp) && !proc_gone(s);
+    bool alive = !qemu_gone(s);
     json_object_object_add(out, "qemu_alive", json_object_new_boolean(alive));
     if (alive) {
         json_object *st = NULL;
         char err[256];
-        if (qmp_execute(s->qmp, "query-status", NULL, &st, err, sizeof err) == 0) {
+        if (qemu_mon_execute(s->mon, "query-status", NULL, &st, err, sizeof err) == 0) {
             json_object *v;
             if (json_object_object_get_ex(st, "status", &v))
                 json_object_object_add(out, "run_state", json_object_get(v));
@@ -874,14 +879,14 @@ static void qemu_close(void *drv)
         close(s->pidfd);
     if (s->memfd >= 0)
         close(s->memfd);
-    qmp_close(s->qmp);
+    qemu_mon_close(s->mon);
     free(s->sock);
     free(s);
 }
 
-struct qmp *qemu_driver_qmp(void *priv)
+struct qemu_monitor *qemu_driver_monitor(void *priv)
 {
-    return ((struct qemu_src *)priv)->qmp;
+    return ((struct qemu_src *)priv)->mon;
 }
 
 /* ------------------------------------------------------------------- open */
@@ -892,7 +897,7 @@ static int load_blocks(struct qemu_src *s, char *err, size_t errlen)
 {
     json_object *ret = NULL;
     char qerr[256];
-    int rc = qmp_execute(s->qmp, "query-memdev", NULL, &ret, qerr, sizeof qerr);
+    int rc = qemu_mon_execute(s->mon, "query-memdev", NULL, &ret, qerr, sizeof qerr);
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", s->sock, qerr);
         return rc;
@@ -938,7 +943,7 @@ static int read_layout(struct qemu_src *s, struct qemu_ram_seg **segs_out,
                        size_t *nsegs_out, char *err, size_t errlen)
 {
     char *text = NULL, qerr[256];
-    int rc = qmp_hmp(s->qmp, "info mtree -f", -1, &text, qerr, sizeof qerr);
+    int rc = qemu_mon_hmp(s->mon, "info mtree -f", -1, &text, qerr, sizeof qerr);
     if (rc < 0) {
         snprintf(err, errlen, "%s: %s", s->sock, qerr);
         return rc;
@@ -999,7 +1004,7 @@ static int qmp_page(struct qemu_src *s, uint64_t gpa, uint8_t *buf)
 {
     char cmd[64], *text = NULL, qerr[256];
     snprintf(cmd, sizeof cmd, "xp /%ux%c 0x%" PRIx64, VMEM_PAGE_SIZE / 8, 'g', gpa);
-    int rc = qmp_hmp(s->qmp, cmd, -1, &text, qerr, sizeof qerr);
+    int rc = qemu_mon_hmp(s->mon, cmd, -1, &text, qerr, sizeof qerr);
     if (rc < 0)
         return rc;
     rc = qemu_parse_xp(text, gpa, buf, VMEM_PAGE_SIZE);
@@ -1316,7 +1321,7 @@ static int load_vcpus(struct qemu_src *s)
 {
     json_object *ret = NULL;
     char err[256];
-    if (qmp_execute(s->qmp, "query-cpus-fast", NULL, &ret, err, sizeof err) < 0)
+    if (qemu_mon_execute(s->mon, "query-cpus-fast", NULL, &ret, err, sizeof err) < 0)
         return 0;                   /* vCPUs unknown: not fatal */
     size_t n = json_object_is_type(ret, json_type_array) ? json_object_array_length(ret) : 0;
     s->cpu_index = calloc(n ? n : 1, sizeof *s->cpu_index);
@@ -1513,34 +1518,31 @@ static int qemu_refresh(void *drv)
     return rc;
 }
 
-int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *out,
+/* The driver on monitor mon (owned from here on), for QEMU process
+ * qemu_pid (0: the one the monitor names); label names it in messages. */
+static int open_on_monitor(struct qemu_monitor *mon, const char *label, bool has_socket,
+                           pid_t qemu_pid, unsigned flags, struct vmem_driver *out,
                            char *err, size_t errlen)
 {
-    if (!arg || !arg[0]) {
-        snprintf(err, errlen, "qemu: no QMP socket given (qemu:QMP_SOCKET)");
-        return -EINVAL;
-    }
     struct qemu_src *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "%s: out of memory", arg);
+    if (!s || !(s->sock = strdup(label))) {
+        free(s);
+        qemu_mon_close(mon);
+        snprintf(err, errlen, "%s: out of memory", label);
         return -ENOMEM;
     }
+    s->mon = mon;
+    s->has_socket = has_socket;
     s->pidfd = s->memfd = -1;
     s->rw = flags & QEMU_OPEN_RW;
     atomic_init(&s->gone, false);
     atomic_init(&s->layout, NULL);
     pthread_mutex_init(&s->lock, NULL);
-    char *abs = realpath(arg, NULL);
-    s->sock = abs ? abs : strdup(arg);
     char qerr[256];
-    int rc = qmp_connect(arg, QMP_DEFAULT_TIMEOUT_MS, &s->qmp, qerr, sizeof qerr);
-    if (rc < 0) {
-        snprintf(err, errlen, "%s", qerr);
-        qemu_close(s);
-        return rc;
-    }
+    int rc;
     json_object *ver = NULL;
-    if (qmp_execute(s->qmp, "query-version", NULL, &ver, qerr, sizeof qerr) == 0) {
+    rc = qemu_mon_execute(s->mon, "query-version", NULL, &ver, qerr, sizeof qerr);
+    if (rc == 0) {
         json_object *q, *pkg;
         if (json_object_object_get_ex(ver, "qemu", &q))
             snprintf(s->version, sizeof s->version, "%" PRIu64 ".%" PRIu64 ".%" PRIu64,
@@ -1549,17 +1551,39 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
         if (json_object_object_get_ex(ver, "package", &pkg))
             snprintf(s->package, sizeof s->package, "%s", json_object_get_string(pkg));
         json_object_put(ver);
+    } else if (rc == -ETIMEDOUT || rc == -ENODEV) {
+        /* A peer that does not answer is not waited on command after
+         * command: open fails now. */
+        snprintf(err, errlen, "%s", qerr);
+        qemu_close(s);
+        return rc;
     }
 
-    s->pid = qmp_peer_pid(s->qmp);
-    s->mem_errno = ESRCH;
-    if (s->pid > 0) {
-        s->pidfd = sys_pidfd_open(s->pid);
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/mem", (int)s->pid);
-        s->memfd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-        s->mem_errno = s->memfd < 0 ? errno : 0;
+    /* The QEMU process, pinned by a pidfd: everything read from its
+     * memory or files is checked against what it maps (see try_*). */
+    pid_t mon_pid = qemu_mon_pid(s->mon);
+    s->pid = qemu_pid > 0 ? qemu_pid : mon_pid;
+    if (s->pid <= 0) {
+        snprintf(err, errlen, "%s: QEMU's process is unknown (another pid "
+                 "namespace?): its memory cannot be checked, refused", s->sock);
+        qemu_close(s);
+        return -EACCES;
     }
+    if (s->pid == mon_pid) {
+        rc = qemu_mon_pidfd(s->mon);
+        s->pidfd = rc >= 0 ? rc : -1;
+    }
+    if (s->pidfd < 0)
+        s->pidfd = sys_pidfd_open(s->pid);
+    if ((s->pidfd < 0 && errno == ESRCH) || proc_gone(s)) {
+        snprintf(err, errlen, "%s: QEMU process %d has exited", s->sock, (int)s->pid);
+        qemu_close(s);
+        return -ENODEV;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)s->pid);
+    s->memfd = open(path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    s->mem_errno = s->memfd < 0 ? errno : 0;
 
     struct qemu_ram_seg *segs = NULL;
     size_t nsegs = 0;
@@ -1624,8 +1648,56 @@ int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *
     return 0;
 }
 
+int qemu_driver_open_monitor(struct qemu_monitor *mon, pid_t qemu_pid, unsigned flags,
+                              struct vmem_driver *out, char *err, size_t errlen)
+{
+    char label[48];
+    pid_t pid = qemu_pid > 0 ? qemu_pid : mon ? qemu_mon_pid(mon) : 0;
+    snprintf(label, sizeof label, "QEMU pid %d", (int)pid);
+    if (!mon) {
+        snprintf(err, errlen, "qemu: no monitor given");
+        return -EINVAL;
+    }
+    return open_on_monitor(mon, label, false, qemu_pid, flags, out, err, errlen);
+}
+
+int qemu_driver_open_flags(const char *arg, unsigned flags, struct vmem_driver *out,
+                           char *err, size_t errlen)
+{
+    if (!arg || !arg[0]) {
+        snprintf(err, errlen, "qemu: no QMP socket given (qemu:QMP_SOCKET)");
+        return -EINVAL;
+    }
+    struct qemu_monitor *mon = NULL;
+    int rc = qemu_qmp_monitor_open(arg, QMP_DEFAULT_TIMEOUT_MS, &mon, err, errlen);
+    if (rc < 0)
+        return rc;
+    char *abs = realpath(arg, NULL);
+    rc = open_on_monitor(mon, abs ? abs : arg, true, 0, flags, out, err, errlen);
+    free(abs);
+    return rc;
+}
+
 int qemu_driver_open(const char *arg, struct vmem_driver *out, char *err,
                      size_t errlen)
 {
     return qemu_driver_open_flags(arg, 0, out, err, errlen);
 }
+
+static int class_open(const char *arg, unsigned flags, struct vmem_driver *out, char *err,
+                      size_t errlen)
+{
+    return qemu_driver_open_flags(arg, (flags & VMEM_OPEN_RW) ? QEMU_OPEN_RW : 0, out,
+                                  err, errlen);
+}
+
+const struct vmem_driver_class qemu_driver_class = {
+    .scheme = "qemu",
+    .usage = "qemu:QMP_SOCKET",
+    .summary = "a running QEMU (-qmp unix:PATH,server=on,wait=off)",
+    .open = class_open,
+    .discover_option = "qemu-dir",
+    .discover_usage = "--qemu-dir DIR",
+    .discover_start = qemu_discover_start,
+    .discover_stop = qemu_discover_stop,
+};

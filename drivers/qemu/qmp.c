@@ -314,8 +314,10 @@ int qmp_connect_fd(int fd, int timeout_ms, struct qmp **out, char *err,
         q->peer_uid = cred.uid;
     }
 
+    /* Greeting and capabilities negotiation share one deadline. */
+    int64_t deadline = now_ms() + q->timeout_ms;
     json_object *g = NULL;
-    int rc = read_msg(q, now_ms() + q->timeout_ms, &g, err, errlen);
+    int rc = read_msg(q, deadline, &g, err, errlen);
     if (rc == -ETIMEDOUT)
         snprintf(err, errlen, "QMP: no greeting within %d ms (is another "
                  "client connected? QEMU serves one QMP client per socket)",
@@ -333,7 +335,10 @@ int qmp_connect_fd(int fd, int timeout_ms, struct qmp **out, char *err,
         return rc;
     }
     q->greeting = g;
+    int full = q->timeout_ms;
+    q->timeout_ms = remaining(deadline) > 0 ? remaining(deadline) : 1;
     rc = execute_locked(q, "qmp_capabilities", NULL, NULL, err, errlen);
+    q->timeout_ms = full;
     if (rc < 0) {
         qmp_close(q);
         return rc;
@@ -342,8 +347,7 @@ int qmp_connect_fd(int fd, int timeout_ms, struct qmp **out, char *err,
     return 0;
 }
 
-int qmp_connect(const char *path, int timeout_ms, struct qmp **out, char *err,
-                size_t errlen)
+int qmp_socket_connect(const char *path, int timeout_ms, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {
@@ -367,7 +371,7 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **out, char *err,
             int w = wait_fd(fd, POLLOUT, now_ms() + timeout_ms);
             socklen_t el = sizeof e;
             if (w == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == 0 && e == 0)
-                goto connected;
+                return fd;
             if (w == 0)
                 e = ETIMEDOUT;
         }
@@ -376,7 +380,15 @@ int qmp_connect(const char *path, int timeout_ms, struct qmp **out, char *err,
                  e == ECONNREFUSED ? " (QEMU not running?)" : "");
         return e == ECONNREFUSED ? -ENODEV : -e;
     }
-connected:;
+    return fd;
+}
+
+int qmp_connect(const char *path, int timeout_ms, struct qmp **out, char *err,
+                size_t errlen)
+{
+    int fd = qmp_socket_connect(path, timeout_ms, err, errlen);
+    if (fd < 0)
+        return fd;
     int rc = qmp_connect_fd(fd, timeout_ms, out, err, errlen);
     if (rc < 0) {
         char tmp[256];
@@ -452,6 +464,7 @@ int qmp_hmp(struct qmp *q, const char *cmdline, int cpu_index, char **out,
 }
 
 pid_t qmp_peer_pid(const struct qmp *q) { return q->peer_pid; }
+int qmp_fd(const struct qmp *q) { return q->fd; }
 uid_t qmp_peer_uid(const struct qmp *q) { return q->peer_uid; }
 
 json_object *qmp_version(const struct qmp *q)

@@ -42,6 +42,10 @@ struct qmp;
  * capabilities.  0 and *out, or -errno with err set. */
 int qmp_connect(const char *path, int timeout_ms, struct qmp **out,
                 char *err, size_t errlen);
+/* Only the first step: a connected, non-blocking unix stream socket (fd),
+ * waiting at most timeout_ms while the listen backlog is full, or -errno
+ * with err set (-ENODEV: connection refused). */
+int qmp_socket_connect(const char *path, int timeout_ms, char *err, size_t errlen);
 /* The same over a socket already connected (tests: a socketpair).  Takes
  * ownership of fd (closed on failure too). */
 int qmp_connect_fd(int fd, int timeout_ms, struct qmp **out, char *err,
@@ -67,6 +71,8 @@ int qmp_hmp(struct qmp *q, const char *cmdline, int cpu_index, char **out,
  * peer in a pid namespace we cannot see has pid 0). */
 pid_t qmp_peer_pid(const struct qmp *q);
 uid_t qmp_peer_uid(const struct qmp *q);
+/* The connection's socket (owned by q), for more SOL_SOCKET queries. */
+int qmp_fd(const struct qmp *q);
 /* The greeting's QMP.version object (owned by q), or NULL. */
 struct json_object *qmp_version(const struct qmp *q);
 /* False once the peer has closed the connection. */

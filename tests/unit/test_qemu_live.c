@@ -44,6 +44,7 @@
 
 #include "core/phys/guard.h"
 #include "drivers/qemu/qemu.h"
+#include "drivers/qemu/monitor.h"
 #include "drivers/qemu/qmp.h"
 
 #define CHUNK_FRAMES 256
@@ -194,7 +195,7 @@ static void test_ranges(void **state)
 }
 
 /* pmemsave [start, end) to a temp file through the driver's connection. */
-static char *pmemsave(struct qmp *q, uint64_t start, uint64_t len)
+static char *pmemsave(struct qemu_monitor *q, uint64_t start, uint64_t len)
 {
     /* QEMU writes the file: a directory it can write to. */
     const char *dir = env("VMEMFS_QEMU_OUT") ? env("VMEMFS_QEMU_OUT")
@@ -211,9 +212,9 @@ static char *pmemsave(struct qmp *q, uint64_t start, uint64_t len)
     json_object_object_add(args, "size", json_object_new_int64((int64_t)len));
     json_object_object_add(args, "filename", json_object_new_string(path));
     char err[256];
-    qmp_set_timeout(q, 300 * 1000);
-    int rc = qmp_execute(q, "pmemsave", args, NULL, err, sizeof err);
-    qmp_set_timeout(q, QMP_DEFAULT_TIMEOUT_MS);
+    qemu_mon_set_timeout(q, 300 * 1000);
+    int rc = qemu_mon_execute(q, "pmemsave", args, NULL, err, sizeof err);
+    qemu_mon_set_timeout(q, QMP_DEFAULT_TIMEOUT_MS);
     if (rc < 0)
         fprintf(stderr, "pmemsave: %s\n", err);
     assert_int_equal(rc, 0);
@@ -241,7 +242,7 @@ static uint8_t *slurp(const char *path, size_t *len)
 /* [gpa, gpa+len) of the (paused) guest through QMP pmemsave. */
 static uint8_t *pmem(uint64_t gpa, size_t len)
 {
-    char *path = pmemsave(qemu_driver_qmp(drv.priv), gpa, len);
+    char *path = pmemsave(qemu_driver_monitor(drv.priv), gpa, len);
     size_t got;
     uint8_t *buf = slurp(path, &got);
     assert_int_equal(got, len);
@@ -443,11 +444,11 @@ static void test_paused_equals_pmemsave(void **state)
 {
     (void)state;
     NEED_QEMU();
-    struct qmp *q = qemu_driver_qmp(drv.priv);
+    struct qemu_monitor *q = qemu_driver_monitor(drv.priv);
     assert_int_equal(drv.ops->pause(drv.priv), 0);
     json_object *st = NULL;
     char err[256];
-    assert_int_equal(qmp_execute(q, "query-status", NULL, &st, err, sizeof err), 0);
+    assert_int_equal(qemu_mon_execute(q, "query-status", NULL, &st, err, sizeof err), 0);
     json_object *run;
     assert_true(json_object_object_get_ex(st, "running", &run));
     assert_false(json_object_get_boolean(run));
@@ -718,7 +719,7 @@ static void test_write(void **state)
     /* QEMU sees it (QMP reads guest memory its own way). */
     char cmd[64], *text = NULL;
     snprintf(cmd, sizeof cmd, "xp /1xg 0x%" PRIx64, pa);
-    assert_int_equal(qmp_hmp(qemu_driver_qmp(drv.priv), cmd, -1, &text, err, sizeof err), 0);
+    assert_int_equal(qemu_mon_hmp(qemu_driver_monitor(drv.priv), cmd, -1, &text, err, sizeof err), 0);
     assert_non_null(strstr(text, "0x0000010000000000"));
     free(text);
     assert_int_equal(read_u64(pa), big);
@@ -783,7 +784,7 @@ static void test_write(void **state)
 
 static pid_t qemu_pid(void)
 {
-    return qmp_peer_pid(qemu_driver_qmp(drv.priv));
+    return qemu_mon_pid(qemu_driver_monitor(drv.priv));
 }
 
 /* A hung QEMU (SIGSTOP): QMP calls time out instead of blocking, memory
@@ -797,11 +798,11 @@ static void test_hung(void **state)
         print_message("(VMEMFS_QEMU_KILL not set: QEMU not stopped)\n");
         skip();
     }
-    struct qmp *q = qemu_driver_qmp(drv.priv);
+    struct qemu_monitor *q = qemu_driver_monitor(drv.priv);
     pid_t pid = qemu_pid();
     assert_int_equal(kill(pid, SIGSTOP), 0);
     usleep(100 * 1000);
-    qmp_set_timeout(q, 500);
+    qemu_mon_set_timeout(q, 500);
     struct vmem_vcpu v;
     int64_t t0 = ms_now();
     int rc = drv.ops->vcpu_state(drv.priv, 0, &v);
@@ -812,7 +813,7 @@ static void test_hung(void **state)
     int st = -1;
     int rrc = drv.ops->read_frames(drv.priv, &gfn, &b, &st, 1);
     kill(pid, SIGCONT);
-    qmp_set_timeout(q, QMP_DEFAULT_TIMEOUT_MS);
+    qemu_mon_set_timeout(q, QMP_DEFAULT_TIMEOUT_MS);
     print_message("QEMU stopped: vcpu_state %d after %" PRId64 " ms; frame read %d/%d\n",
                   rc, dt, rrc, st);
     assert_int_equal(rc, -ETIMEDOUT);

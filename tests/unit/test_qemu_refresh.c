@@ -157,12 +157,10 @@ static char *f_xp(struct fake *f, const char *cmd)
     return text;
 }
 
-static void *f_main(void *arg)
+/* One client connection, served until it closes. */
+static void f_serve(struct fake *f)
 {
-    struct fake *f = arg;
-    f->cfd = accept(f->lfd, NULL, NULL);
-    if (f->cfd < 0)
-        return NULL;
+    f->rlen = 0;
     static const char greeting[] = "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, "
         "\"minor\": 2, \"major\": 7}, \"package\": \"fake\"}, \"capabilities\": []}}\r\n";
     send(f->cfd, greeting, sizeof greeting - 1, MSG_NOSIGNAL);
@@ -236,6 +234,15 @@ static void *f_main(void *arg)
         json_object_put(c);
     }
     close(f->cfd);
+}
+
+/* Connection after connection (the driver connects for each command),
+ * until fake_stop shuts the listening socket down. */
+static void *f_main(void *arg)
+{
+    struct fake *f = arg;
+    while ((f->cfd = accept(f->lfd, NULL, NULL)) >= 0)
+        f_serve(f);
     return NULL;
 }
 
@@ -260,9 +267,10 @@ static void fake_start(struct fake *f)
     assert_int_equal(pthread_create(&f->thread, NULL, f_main, f), 0);
 }
 
-/* After the driver closed its connection. */
+/* After the driver closed. */
 static void fake_stop(struct fake *f)
 {
+    shutdown(f->lfd, SHUT_RDWR);    /* accept() returns */
     pthread_join(f->thread, NULL);
     close(f->lfd);
     unlink(f->sock);

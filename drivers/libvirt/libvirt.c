@@ -381,9 +381,25 @@ int libvirt_driver_open(const char *arg, unsigned flags, struct vmem_driver *out
     if (rc < 0)
         return rc;
     bool local = lv_uri_is_local(uri);
-    rc = lv_peek_open(dom, uri, lv_monitor_allowed(local), flags, out, err, errlen);
+    struct lv_dom *d;
+    rc = lv_dom_open(dom, uri, lv_monitor_allowed(local), &d, err, errlen);
     free(dom);
     free(uri);
+    if (rc < 0)
+        return rc;
+    /* A local QEMU domain, with passthrough allowed: the qemu driver's
+     * paths (zero copy from a shared RAM file, else process memory).  If
+     * that fails, say why and take the peek path: slower, never wrong. */
+    if (local && d->monitor) {
+        char lerr[1500];
+        rc = lv_local_attach(d, flags, out, lerr, sizeof lerr);
+        if (rc == 0)
+            return 0;
+        vmem_log(LOG_WARNING, "%s; reading it through memory peek instead", lerr);
+    }
+    rc = lv_peek_attach(d, out, err, errlen);
+    if (rc < 0)
+        lv_dom_close(d);
     return rc;
 }
 

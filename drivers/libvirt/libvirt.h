@@ -7,6 +7,9 @@
  *   libvirt.c   spec parsing, the process-wide event loop, connections that
  *               reconnect (struct lv_link), the class and open(): which path
  *               a domain takes
+ *   domain.c    one domain: its link, identity, gone, suspend/resume
+ *   local.c     local QEMU domains: the qemu driver's fast paths on a
+ *               monitor that passes through libvirt
  *   peek.c      the MemoryPeek path (remote or non-QEMU domains, or when the
  *               monitor passthrough is not allowed)
  *   discover.c  every running domain of a URI, following lifecycle events
@@ -123,10 +126,55 @@ bool lv_uri_is_local(const char *uri);
  * domains only, where it buys the fast path), all, off. */
 bool lv_monitor_allowed(bool local);
 
-/* The MemoryPeek path (peek.c): open domain `dom` of `uri`.  `monitor`:
- * passthrough may be used (vCPU registers). */
-int lv_peek_open(const char *dom, const char *uri, bool monitor, unsigned flags,
-                 struct vmem_driver *out, char *err, size_t errlen);
+/*
+ * One domain (domain.c): its connection, identity (UUID and the id of this
+ * run) and whether it has gone.  Both data paths hold one.
+ */
+struct lv_dom {
+    struct lv_link link;
+    char *name, *uri;
+    unsigned char uuid[VIR_UUID_BUFLEN];
+    char uuid_str[VIR_UUID_STRING_BUFLEN];
+    atomic_bool uuid_known;
+    unsigned domid;
+    bool monitor;                   /* passthrough allowed (and QEMU) */
+    struct lv_domfacts facts;
+
+    pthread_mutex_t dlock;          /* dom and dom_gen */
+    virDomainPtr dom;               /* on the link's connection dom_gen */
+    unsigned dom_gen;
+    int event_id;                   /* lifecycle callback, -1 if none */
+    atomic_int callbacks_live;      /* registrations libvirt has not freed */
+    atomic_bool gone;
+};
+
+/* Connect to uri and find running domain `dom`: 0 and *out, or -errno
+ * with one line in err (no such domain, not running, cannot connect). */
+int lv_dom_open(const char *dom, const char *uri, bool monitor, struct lv_dom **out,
+                char *err, size_t errlen);
+/* The domain on the current connection, referenced (virDomainFree it):
+ * reconnects when due.  NULL with *rc = -EIO (libvirtd unreachable) or
+ * -ENODEV (the domain has gone: stopped, or restarted as another run). */
+virDomainPtr lv_dom_get(struct lv_dom *d, int *rc);
+/* After a libvirt call named `what` failed: marks the domain gone or the
+ * link broken as the error says, logs (rate-limited), returns -EIO. */
+int lv_dom_failed(struct lv_dom *d, const char *what);
+/* virDomainSuspend / virDomainResume, idempotent. */
+int lv_dom_run_state(struct lv_dom *d, bool pause);
+bool lv_dom_gone(struct lv_dom *d);
+/* uri, domain, uuid, id, hypervisor, machine, connection state. */
+void lv_dom_describe(struct lv_dom *d, struct json_object *out);
+void lv_dom_close(struct lv_dom *d);
+
+/* The MemoryPeek path (peek.c) on domain d, which it then owns (also on
+ * failure?  No: on failure the caller still owns d). */
+int lv_peek_attach(struct lv_dom *d, struct vmem_driver *out, char *err, size_t errlen);
+
+/* The local fast path (local.c): the qemu driver on a monitor that passes
+ * through libvirt, reading the memory of the domain's QEMU process (pid
+ * from libvirt's state, validated).  Owns d on success only. */
+int lv_local_attach(struct lv_dom *d, unsigned flags, struct vmem_driver *out, char *err,
+                    size_t errlen);
 
 /* Pure layout logic (peek.c), exposed for the unit test: the RAM ranges
  * QEMU gives a machine of this arch, machine type and RAM size, as QEMU

@@ -39,24 +39,9 @@
 #define WINDOW_FRAMES (LV_PEEK_MAX >> VMEM_PAGE_SHIFT)
 
 struct lv_peek {
-    struct lv_link link;
-    char *name, *uri;
-    unsigned char uuid[VIR_UUID_BUFLEN];
-    char uuid_str[VIR_UUID_STRING_BUFLEN];
-    atomic_bool uuid_known;
-    unsigned domid;
-    bool monitor;
-    struct lv_domfacts facts;
+    struct lv_dom *d;
     struct vmem_range ranges[LV_MAX_RANGES];
     size_t nranges;
-
-    pthread_mutex_t dlock;          /* dom and dom_gen */
-    virDomainPtr dom;               /* on the link's connection dom_gen */
-    unsigned dom_gen;
-    int event_id;                   /* lifecycle callback, -1 if none */
-    atomic_int callbacks_live;      /* registrations libvirt has not freed */
-
-    atomic_bool gone;
     atomic_uint_fast64_t peeks, peek_bytes, peek_ns, peek_errors;
 };
 
@@ -161,118 +146,6 @@ size_t lv_next_chunk(const uint64_t *gfns, const size_t *order, size_t n, size_t
 
 /* ------------------------------------------------------------ the domain */
 
-static bool same_domain(struct lv_peek *s, virDomainPtr d)
-{
-    unsigned char u[VIR_UUID_BUFLEN];
-    return atomic_load(&s->uuid_known) && virDomainGetUUID(d, u) == 0 &&
-           memcmp(u, s->uuid, sizeof u) == 0;
-}
-
-static int lifecycle_cb(virConnectPtr c, virDomainPtr d, int event, int detail,
-                        void *opaque)
-{
-    struct lv_peek *s = opaque;
-    (void)c;
-    (void)detail;
-    if (event == VIR_DOMAIN_EVENT_STOPPED && same_domain(s, d)) {
-        if (!atomic_exchange(&s->gone, true))
-            vmem_log(LOG_NOTICE, "libvirt: domain '%s' on %s stopped", s->name, s->uri);
-    }
-    return 0;
-}
-
-static void callback_freed(void *opaque)
-{
-    struct lv_peek *s = opaque;
-    atomic_fetch_sub(&s->callbacks_live, 1);
-}
-
-static void on_connect(struct lv_link *l, virConnectPtr c, void *ctx)
-{
-    struct lv_peek *s = ctx;
-    (void)l;
-    atomic_fetch_add(&s->callbacks_live, 1);
-    s->event_id = virConnectDomainEventRegisterAny(
-        c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(lifecycle_cb), s,
-        callback_freed);
-    if (s->event_id < 0) {
-        atomic_fetch_sub(&s->callbacks_live, 1);
-        vmem_log(LOG_WARNING, "libvirt: %s: no lifecycle events (%s): a stopped domain "
-                 "is noticed at its next read", s->uri, lv_errmsg());
-    }
-}
-
-static void on_disconnect(struct lv_link *l, virConnectPtr c, void *ctx)
-{
-    struct lv_peek *s = ctx;
-    (void)l;
-    if (s->event_id >= 0)
-        virConnectDomainEventDeregisterAny(c, s->event_id);
-    s->event_id = -1;
-}
-
-/* The domain on the current connection, referenced (virDomainFree it), or
- * NULL with *rc: -EIO while libvirtd cannot be reached, -ENODEV when the
- * domain is gone.  After a reconnect the domain is looked up again by
- * UUID; another id means it was restarted: that run is not ours. */
-static virDomainPtr get_dom(struct lv_peek *s, int *rc)
-{
-    if (atomic_load(&s->gone)) {
-        *rc = -ENODEV;
-        return NULL;
-    }
-    unsigned gen;
-    virConnectPtr c = lv_link_get(&s->link, true, &gen);
-    if (!c) {
-        *rc = -EIO;
-        return NULL;
-    }
-    pthread_mutex_lock(&s->dlock);
-    if (s->dom_gen != gen || !s->dom) {
-        virDomainPtr d = virDomainLookupByUUID(c, s->uuid);
-        if (!d || virDomainGetID(d) != s->domid || virDomainIsActive(d) != 1) {
-            int code = lv_errcode();
-            if (d || code == VIR_ERR_NO_DOMAIN) {
-                atomic_store(&s->gone, true);
-                vmem_log(LOG_NOTICE, "libvirt: domain '%s' on %s is no longer running "
-                         "(found after reconnecting)", s->name, s->uri);
-            }
-            if (d)
-                virDomainFree(d);
-            pthread_mutex_unlock(&s->dlock);
-            virConnectClose(c);
-            *rc = atomic_load(&s->gone) ? -ENODEV : -EIO;
-            return NULL;
-        }
-        if (s->dom)
-            virDomainFree(s->dom);
-        s->dom = d;
-        s->dom_gen = gen;
-    }
-    virDomainPtr d = s->dom;
-    virDomainRef(d);
-    pthread_mutex_unlock(&s->dlock);
-    virConnectClose(c);
-    return d;
-}
-
-/* After a failed call: what the error says about the domain and the link. */
-static int call_failed(struct lv_peek *s, const char *what)
-{
-    int code = lv_errcode();
-    if (lv_err_domain_gone(code)) {
-        if (!atomic_exchange(&s->gone, true))
-            vmem_log(LOG_NOTICE, "libvirt: domain '%s' on %s: %s: %s", s->name, s->uri,
-                     what, lv_errmsg());
-        return -EIO;
-    }
-    if (lv_err_conn_broken(code))
-        lv_link_failed(&s->link);
-    vmem_log_ratelimited(s, LOG_WARNING, "libvirt: domain '%s' on %s: %s: %s", s->name,
-                         s->uri, what, lv_errmsg());
-    return -EIO;
-}
-
 /* ------------------------------------------------------------ the ops */
 
 static int peek_ranges(void *drv, const struct vmem_range **out, size_t *n)
@@ -308,7 +181,7 @@ static int peek_read_frames(void *drv, const uint64_t *gfns, void *const *bufs,
             status[i] = -ENOENT;
     }
     int rc = 0;
-    virDomainPtr d = m ? get_dom(s, &rc) : NULL;
+    virDomainPtr d = m ? lv_dom_get(s->d, &rc) : NULL;
     if (m && !d) {
         for (size_t k = 0; k < m; k++)
             status[order[k]] = -EIO;
@@ -322,7 +195,7 @@ static int peek_read_frames(void *drv, const uint64_t *gfns, void *const *bufs,
         int st = 0;
         if (!chunk && !(chunk = malloc(LV_PEEK_MAX))) {
             st = -ENOMEM;
-        } else if (atomic_load(&s->gone)) {
+        } else if (lv_dom_gone(s->d)) {
             st = -EIO;
         } else {
             uint64_t t0 = lv_now_ns();
@@ -332,7 +205,7 @@ static int peek_read_frames(void *drv, const uint64_t *gfns, void *const *bufs,
                 char what[80];
                 snprintf(what, sizeof what, "memory peek at gpa 0x%" PRIx64 " (+0x%zx)",
                          start << VMEM_PAGE_SHIFT, len);
-                st = call_failed(s, what);
+                st = lv_dom_failed(s->d, what);
                 atomic_fetch_add(&s->peek_errors, 1);
             } else {
                 atomic_fetch_add(&s->peeks, 1);
@@ -357,33 +230,12 @@ out:
     return 0;
 }
 
-static int run_state(struct lv_peek *s, bool pause)
-{
-    int rc;
-    virDomainPtr d = get_dom(s, &rc);
-    if (!d)
-        return rc == -ENODEV ? -EIO : rc;
-    int state = 0, reason = 0;
-    rc = 0;
-    if (virDomainGetState(d, &state, &reason, 0) < 0) {
-        rc = call_failed(s, "get state");
-    } else if (pause && state != VIR_DOMAIN_PAUSED) {
-        if (virDomainSuspend(d) < 0)
-            rc = call_failed(s, "suspend");
-    } else if (!pause && state == VIR_DOMAIN_PAUSED) {
-        if (virDomainResume(d) < 0)
-            rc = call_failed(s, "resume");
-    }
-    virDomainFree(d);
-    return rc;
-}
-
-static int peek_pause(void *drv) { return run_state(drv, true); }
-static int peek_resume(void *drv) { return run_state(drv, false); }
+static int peek_pause(void *drv) { return lv_dom_run_state(((struct lv_peek *)drv)->d, true); }
+static int peek_resume(void *drv) { return lv_dom_run_state(((struct lv_peek *)drv)->d, false); }
 
 static int peek_vcpu_count(void *drv)
 {
-    return (int)((struct lv_peek *)drv)->facts.nvcpus;
+    return (int)((struct lv_peek *)drv)->d->facts.nvcpus;
 }
 
 /* "info registers" of one vCPU through the monitor passthrough: QMP's
@@ -391,9 +243,9 @@ static int peek_vcpu_count(void *drv)
  * separate "cpu N" first, which another monitor user could undo). */
 static int peek_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
 {
-    struct lv_peek *s = drv;
+    struct lv_dom *s = ((struct lv_peek *)drv)->d;
     int rc;
-    virDomainPtr d = get_dom(s, &rc);
+    virDomainPtr d = lv_dom_get(s, &rc);
     if (!d)
         return rc == -ENODEV ? -EIO : rc;
     char cmd[160], *reply = NULL;
@@ -402,7 +254,7 @@ static int peek_vcpu_state(void *drv, unsigned cpu, struct vmem_vcpu *out)
              "{\"command-line\":\"info registers\",\"cpu-index\":%u}}", cpu);
     rc = 0;
     if (virDomainQemuMonitorCommand(d, cmd, &reply, 0) < 0) {
-        rc = call_failed(s, "monitor passthrough: info registers");
+        rc = lv_dom_failed(s, "monitor passthrough: info registers");
     } else {
         json_object *j = json_tokener_parse(reply), *ret;
         memset(out, 0, sizeof *out);
@@ -428,7 +280,7 @@ static int peek_refresh(void *drv)
      * is the control-plane tick that brings the connection back after
      * libvirtd restarted, and finds a domain that stopped meanwhile. */
     int rc;
-    virDomainPtr d = get_dom(drv, &rc);
+    virDomainPtr d = lv_dom_get(((struct lv_peek *)drv)->d, &rc);
     if (!d)
         return rc;
     virDomainFree(d);
@@ -437,21 +289,14 @@ static int peek_refresh(void *drv)
 
 static bool peek_gone(void *drv)
 {
-    return atomic_load(&((struct lv_peek *)drv)->gone);
+    return lv_dom_gone(((struct lv_peek *)drv)->d);
 }
 
 static void peek_describe(void *drv, json_object *out)
 {
     struct lv_peek *s = drv;
-    json_object_object_add(out, "uri", json_object_new_string(s->uri));
-    json_object_object_add(out, "domain", json_object_new_string(s->name));
-    json_object_object_add(out, "uuid", json_object_new_string(s->uuid_str));
-    json_object_object_add(out, "domain_id", json_object_new_int64(s->domid));
-    json_object_object_add(out, "hypervisor", json_object_new_string(s->facts.hv_type));
-    json_object_object_add(out, "arch", json_object_new_string(s->facts.arch));
-    json_object_object_add(out, "machine", json_object_new_string(s->facts.machine));
+    lv_dom_describe(s->d, out);
     json_object_object_add(out, "data_path", json_object_new_string("memory peek"));
-    json_object_object_add(out, "monitor_passthrough", json_object_new_boolean(s->monitor));
     json_object_object_add(out, "peeks", json_object_new_int64((int64_t)atomic_load(&s->peeks)));
     json_object_object_add(out, "peek_bytes",
                            json_object_new_int64((int64_t)atomic_load(&s->peek_bytes)));
@@ -459,30 +304,12 @@ static void peek_describe(void *drv, json_object *out)
                            json_object_new_double((double)atomic_load(&s->peek_ns) / 1e9));
     json_object_object_add(out, "peek_errors",
                            json_object_new_int64((int64_t)atomic_load(&s->peek_errors)));
-    pthread_mutex_lock(&s->link.lock);
-    json_object_object_add(out, "connected", json_object_new_boolean(
-        s->link.conn && !atomic_load(&s->link.broken)));
-    json_object_object_add(out, "reconnects", json_object_new_int64(s->link.reconnects));
-    pthread_mutex_unlock(&s->link.lock);
 }
 
 static void peek_close(void *drv)
 {
     struct lv_peek *s = drv;
-    if (s->dom)
-        virDomainFree(s->dom);
-    lv_link_close(&s->link);
-    /* libvirt frees a deregistered callback once no dispatch uses it: wait
-     * for that (bounded) before freeing what the callback points to. */
-    for (int i = 0; i < 200 && atomic_load(&s->callbacks_live) > 0; i++)
-        nanosleep(&(struct timespec){0, 10000000}, NULL);
-    if (atomic_load(&s->callbacks_live) > 0) {
-        vmem_log(LOG_WARNING, "libvirt: event callback not released; leaking its state");
-        return;
-    }
-    pthread_mutex_destroy(&s->dlock);
-    free(s->name);
-    free(s->uri);
+    lv_dom_close(s->d);
     free(s);
 }
 
@@ -513,74 +340,26 @@ static const struct vmem_driver_ops peek_monitor_ops = {
     .close = peek_close,
 };
 
-int lv_peek_open(const char *dom, const char *uri, bool monitor, unsigned flags,
-                 struct vmem_driver *out, char *err, size_t errlen)
+int lv_peek_attach(struct lv_dom *d, struct vmem_driver *out, char *err, size_t errlen)
 {
-    (void)flags;    /* libvirt has no memory poke: this path is read-only */
     struct lv_peek *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "libvirt: out of memory");
         return -ENOMEM;
     }
-    pthread_mutex_init(&s->dlock, NULL);
-    s->event_id = -1;
-    s->monitor = monitor;
-    s->name = strdup(dom);
-    s->uri = strdup(uri);
-    int rc;
-    if (!s->name || !s->uri) {
-        snprintf(err, errlen, "libvirt: out of memory");
-        rc = -ENOMEM;
-        goto fail;
-    }
-    rc = lv_link_open(&s->link, uri, on_connect, on_disconnect, s, err, errlen);
-    if (rc < 0)
-        goto fail;
-    virDomainPtr d = virDomainLookupByName(s->link.conn, dom);
-    if (!d) {
-        snprintf(err, errlen, "libvirt: domain '%s' on %s: %s", dom, uri,
-                 lv_errcode() == VIR_ERR_NO_DOMAIN ? "no such domain" : lv_errmsg());
-        rc = -ENOENT;
-        goto fail;
-    }
-    s->dom = d;
-    s->dom_gen = s->link.generation;
-    if (virDomainIsActive(d) != 1) {
-        snprintf(err, errlen, "libvirt: domain '%s' on %s is not running", dom, uri);
-        rc = -ENODEV;
-        goto fail;
-    }
-    s->domid = virDomainGetID(d);
-    if (virDomainGetUUID(d, s->uuid) < 0 || virDomainGetUUIDString(d, s->uuid_str) < 0) {
-        snprintf(err, errlen, "libvirt: domain '%s' on %s: no UUID: %s", dom, uri,
-                 lv_errmsg());
-        rc = -EIO;
-        goto fail;
-    }
-    atomic_store(&s->uuid_known, true);
-    char ferr[200];
-    if ((rc = lv_domfacts(s->link.conn, d, &s->facts, ferr, sizeof ferr)) < 0) {
-        snprintf(err, errlen, "libvirt: domain '%s' on %s: %s", dom, uri, ferr);
-        goto fail;
-    }
-    int nr = lv_ram_layout(s->facts.arch, s->facts.machine, s->facts.ram_bytes, s->ranges,
+    int nr = lv_ram_layout(d->facts.arch, d->facts.machine, d->facts.ram_bytes, s->ranges,
                            LV_MAX_RANGES);
     if (nr < 0) {
         snprintf(err, errlen, "libvirt: domain '%s' on %s: the RAM layout of machine "
                  "'%s' (%s) is not known, and memory peek cannot find it",
-                 dom, uri, s->facts.machine, s->facts.arch);
-        rc = -ENOTSUP;
-        goto fail;
+                 d->name, d->uri, d->facts.machine, d->facts.arch);
+        free(s);
+        return -ENOTSUP;
     }
     s->nranges = (size_t)nr;
-    /* Passthrough is QEMU's alone. */
-    if (strcmp(s->facts.hv_type, "QEMU") != 0)
-        s->monitor = false;
-    out->ops = s->monitor ? &peek_monitor_ops : &peek_ops;
+    s->d = d;
+    out->ops = d->monitor ? &peek_monitor_ops : &peek_ops;
     out->priv = s;
     out->caps = VMEM_CAP_SLOW;
     return 0;
-fail:
-    peek_close(s);
-    return rc;
 }

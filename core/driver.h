@@ -338,6 +338,7 @@ struct vmem_driver_class {
      * returns. */
     const char *discover_option;
     const char *discover_usage;     /* "--qemu-dir DIR", for --help */
+    const char *discover_summary;   /* one line, for --help */
     int (*discover_start)(const char *arg, const struct vmem_discovery_sink *sink,
                           struct vmem_discovery **out, char *err, size_t errlen);
     void (*discover_stop)(struct vmem_discovery *d);

@@ -166,7 +166,8 @@ static void usage(const char *prog)
         if (c[i]->discover_usage)
             dat += (size_t)snprintf(discoveries + dat,
                                     dat < sizeof discoveries ? sizeof discoveries - dat : 0,
-                                    "    %s\n", c[i]->discover_usage);
+                                    "    %-22s %s\n", c[i]->discover_usage,
+                                    c[i]->discover_summary ? c[i]->discover_summary : "");
     }
     printf(
 "usage: %s MOUNTPOINT [options] --vm NAME=SPEC [--vm NAME=SPEC ...]\n"
@@ -178,6 +179,9 @@ static void usage(const char *prog)
 "VM specs (the drivers built in):\n"
 "%s"
 "\n"
+"VMs that come and go (repeatable; with NAME= a host's VMs go under NAME/):\n"
+"%s"
+"\n"
 "vmemfs options:\n"
 "    --vm NAME=SPEC         add a VM (repeatable); NAME: 1-64 of [A-Za-z0-9._-]\n"
 "    --symbols DIR          Volatility 3 symbol files (ISF, .json/.xz/.gz) for\n"
@@ -185,8 +189,8 @@ static void usage(const char *prog)
 "                           kernel banner found in memory (Volatility's own\n"
 "                           symbols directory works as is)\n"
 "    --profile FILE         use this ISF for every Linux guest, banner unchecked\n"
-"VMs that come and go (each repeatable; [NAME=] puts them under NAME/):\n"
-"%s"
+"                           (with neither, a profile is built from the guest's\n"
+"                           own BTF and kallsyms when its kernel has them)\n"
 "    --freeze-on-open       opening a live VM's pmem.raw pauses the guest until\n"
 "                           the last handle closes: one consistent instant\n"
 "    --direct-io            dumps' pmem.raw without the kernel page cache: a\n"

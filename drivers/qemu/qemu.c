@@ -738,6 +738,7 @@ const struct vmem_driver_class qemu_driver_class = {
     .open = class_open,
     .discover_option = "qemu-dir",
     .discover_usage = "--qemu-dir DIR",
+    .discover_summary = "every QMP socket in DIR (web1.qmp -> web1), as they come and go",
     .discover_start = qemu_discover_start,
     .discover_stop = qemu_discover_stop,
 };

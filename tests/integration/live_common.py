@@ -445,7 +445,7 @@ def check_exit(c, m, what):
                                                      or "runtime error" in out else ""))
 
 
-def mount(vmemfs, work, vms, extra=()):
+def mount(vmemfs, work, vms, extra=(), timeout=20):
     """A vmemfs Mount whose mountpoint is under WORK (t_live.sh's cleanup
     unmounts what is left there if a test dies)."""
     n = 0
@@ -453,7 +453,7 @@ def mount(vmemfs, work, vms, extra=()):
         n += 1
     mp = os.path.join(work, "mnt%d" % n)
     os.mkdir(mp)
-    return Mount(vmemfs, vms, extra=extra, mountpoint=mp)
+    return Mount(vmemfs, vms, extra=extra, mountpoint=mp, timeout=timeout)
 
 
 def shm_room(path):

@@ -184,9 +184,15 @@ def main():
     log("guests ready in %.0f s" % (time.monotonic() - t0))
 
     vms = [("a", "libvirt:" + A), ("b", "libvirt:" + B), ("r", "libvirt:%s@%s" % (B, remote))]
-    with mount(vmemfs, work, vms, extra=["--symbols", isf], timeout=240) as m:
+    # --libvirt h1=URI: every running domain of the host under h1/, as the
+    # mount's own discovery follows them.
+    with mount(vmemfs, work, vms, extra=["--symbols", isf, "--libvirt", "h1=" + LOCAL],
+               timeout=240) as m:
         log("mounted in %.0f s" % (time.monotonic() - t0))
-        c.eq(sorted(os.listdir(m.dir)), ["a", "b", "r"], "ls MNT")
+        c.eq(sorted(os.listdir(m.dir)), ["a", "b", "h1", "r"], "ls MNT")
+        c.ok(wait_until(lambda: {A, B} <= set(os.listdir(m.path("h1"))), 120, 0.5),
+             "ls MNT/h1 shows the host's running domains: %s" % os.listdir(m.path("h1")))
+        c.ok(os.path.exists(m.path("h1", A, "pmem.raw")), "h1/%s/pmem.raw" % A)
         want_path = {"a": "shared file", "b": "process memory", "r": "memory peek"}
         for vm in "abr":
             src = info(m, vm).get("source", {})
@@ -234,8 +240,12 @@ def main():
         # A domain that starts and goes while mounted.
         create(C)
         c.ok(w.wait_for("found %s libvirt:%s@%s" % (C, C, LOCAL)), "discovery: %s found" % C)
+        c.ok(wait_until(lambda: C in os.listdir(m.path("h1")), 120, 0.5),
+             "h1/%s appears when the domain starts" % C)
         virsh("destroy", C)
         c.ok(w.wait_for("lost %s" % C), "discovery: %s lost" % C)
+        c.ok(wait_until(lambda: C not in os.listdir(m.path("h1")), 60, 0.5),
+             "h1/%s goes when the domain is destroyed" % C)
 
         # B destroyed while being read.
         errs = {"r": [], "b": []}
@@ -267,6 +277,8 @@ def main():
             c.ok(errs[vm] and set(errs[vm]) <= {5}, "%s: reads fail with EIO after destroy (%s)"
                  % (vm, errs[vm]))
         c.ok(w.wait_for("lost %s" % B), "discovery: %s lost" % B)
+        c.ok(wait_until(lambda: B not in os.listdir(m.path("h1")), 60, 0.5),
+             "h1/%s goes with it" % B)
         check_pattern(m, "a", ta, "a after b was destroyed")
         c.ok(m.alive(), "vmemfs still running")
     check_exit(c, m, "mount")

@@ -36,6 +36,7 @@
 #define VM_MAX_RA     256u
 #define PREFETCH_WINDOW (4u << 20)   /* ahead of a sequential mapped reader */
 #define BULK_FRAMES   32u            /* a read this large is a copy or a scan */
+#define CLUSTER_FRAMES 16u           /* core reads of slow live sources: 64 KiB */
 #define VM_INFO_RANGES 256u          /* ranges info.json lists */
 
 struct vm_layout {
@@ -451,6 +452,33 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
             gfns[nmiss + kept++] = gfns[nmiss + k];
         }
         nra = kept;
+        if (nra) {
+            ra_buf = malloc((size_t)nra * VMEM_PAGE_SIZE);
+            if (!ra_buf)
+                nra = 0;
+            for (unsigned k = 0; k < nra; k++)
+                bufs[nmiss + k] = ra_buf + (size_t)k * VMEM_PAGE_SIZE;
+        }
+    }
+
+    /* Core's own small reads (page tables, kernel structures) of a slow live
+     * source (a remote peek, a hypercall): one call costs about the same for
+     * one frame as for a few neighbours, and kernel structures and the
+     * tables of one walk sit close together: fetch the aligned cluster
+     * around the first miss too, into the cache. */
+    if (cache && !stream && nmiss && !nra && (vm->drv.caps & VMEM_CAP_SLOW) &&
+        !(vm->drv.caps & VMEM_CAP_IMMUTABLE)) {
+        const struct vm_layout *L = layout_of(vm);
+        uint64_t base = gfns[0] & ~(uint64_t)(CLUSTER_FRAMES - 1);
+        for (uint64_t g = base; g < base + CLUSTER_FRAMES && nra < VM_MAX_RA; g++) {
+            bool wanted = false;
+            for (unsigned k = 0; k < nmiss && !wanted; k++)
+                wanted = gfns[k] == g;
+            if (wanted || !vmem_ranges_find(L->r, L->n, g << VMEM_PAGE_SHIFT) ||
+                vmem_cache_contains(cache, g))
+                continue;
+            gfns[nmiss + nra++] = g;
+        }
         if (nra) {
             ra_buf = malloc((size_t)nra * VMEM_PAGE_SIZE);
             if (!ra_buf)

@@ -89,6 +89,10 @@ void fs_vm_revisit(struct vmemfs *fs, struct fs_vm *fv, uint64_t now_ns);
  * name is taken there (VM and group names share the root), -ENOSPC if the
  * mount is full. */
 int vmemfs_add_vm(struct vmemfs *fs, const char *group, struct fs_vm *fv);
+/* The directory of a group, empty until VMs come (a named discovery shows
+ * its host at once).  0, -EEXIST if a VM at the root has that name,
+ * -ENOSPC when there are too many groups. */
+int vmemfs_add_group(struct vmemfs *fs, const char *group);
 /* Take a VM out of the mount by group and name: its directory goes, open
  * files keep failing cleanly.  0 or -ENOENT. */
 int vmemfs_remove_vm(struct vmemfs *fs, const char *group, const char *name);

@@ -213,6 +213,11 @@ int vmemfs_watch_discover(struct vmemfs_watch *w, const struct vmem_driver_class
                  "[A-Za-z0-9._-]", group);
         return -EINVAL;
     }
+    if (group && vmemfs_add_group(w->fs, group) < 0) {
+        snprintf(err, errlen, "'%s': a VM of that name is mounted, or too many "
+                 "host directories", group);
+        return -EEXIST;
+    }
     struct discovery *dc = &w->disc[w->ndisc];
     memset(dc, 0, sizeof *dc);
     dc->w = w;

@@ -425,7 +425,11 @@ static int fetch_frames(struct vm *vm, struct plan *p, uint8_t *slot_buf,
      * structures) out of the cache, to go stale within the window. */
     bool bulk_live = !(vm->drv.caps & VMEM_CAP_IMMUTABLE) &&
                      p->nslots >= BULK_FRAMES;
-    struct vmem_cache *cache = bulk_live ? NULL : vm->cache;
+    /* The same for core's own bulk reads of any source (the banner scan
+     * over RAM): read once, never again, they would flush what the walks
+     * need. */
+    bool bulk_scan = !stream && p->nslots >= BULK_FRAMES;
+    struct vmem_cache *cache = bulk_live || bulk_scan ? NULL : vm->cache;
     for (unsigned s = 0; s < p->nslots; s++) {
         uint8_t *dst = slot_buf + (size_t)s * VMEM_PAGE_SIZE;
         if (cache && vmem_cache_get(cache, p->slot[s].gfn, dst)) {

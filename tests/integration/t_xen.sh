@@ -61,7 +61,7 @@ qemu-system-x86_64 -machine pc -accel tcg,thread=multi -cpu max,-smap,-rdtscp,-a
     >"$WORK/qemu.log" 2>&1 &
 QPID=$!
 
-deadline=$((SECONDS + ${XENTEST_TIMEOUT:-420}))
+deadline=$((SECONDS + ${XENTEST_TIMEOUT:-900}))
 while ! grep -q "XENTEST-EXIT" "$SERIAL" 2>/dev/null; do
     if ! kill -0 "$QPID" 2>/dev/null; then
         echo "FAIL: QEMU exited early"; tail -n 30 "$SERIAL" "$WORK/qemu.log"; exit 1

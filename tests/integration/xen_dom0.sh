@@ -23,19 +23,26 @@ vcpus=1
 on_crash="destroy"
 CFG
     xl create /etc/xen/$name.cfg >/tmp/xl-$name.log 2>&1
-    check $? "xl-create-$name"
+    r=$?
+    check $r "xl-create-$name"
+    [ $r = 0 ] || tail -n 8 /tmp/xl-$name.log
 done
 t0=$(date +%s)
 n=0
 until grep -q VMEMFS-READY $LOG/guest-pv1.log 2>/dev/null &&
       grep -q VMEMFS-READY $LOG/guest-pvh1.log 2>/dev/null; do
     n=$((n + 1))
-    if [ $n -gt 300 ]; then
-        say FAIL host guests-ready "not ready after 150 s"
+    if [ $((n % 30)) = 0 ]; then
+        for g in pv1 pvh1; do
+            say INFO $g console: "$(tail -n 1 $LOG/guest-$g.log 2>/dev/null | tr -d '\r' | cut -c1-100)"
+        done
+    fi
+    if [ $n -gt ${XENTEST_GUEST_WAIT:-400} ]; then
+        say FAIL host guests-ready "not ready after $((n * 2)) polls"
         xl list; tail -n 5 $LOG/guest-*.log /tmp/xl-*.log
         exit 1
     fi
-    sleep 0.5
+    sleep 1
 done
 say INFO host guests ready after $(($(date +%s) - t0)) s
 xl list

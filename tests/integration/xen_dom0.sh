@@ -48,7 +48,7 @@ say INFO host guests ready after $(($(date +%s) - t0)) s
 xl list
 
 mkdir -p /mnt/vms
-/usr/bin/vmemfs /mnt/vms --xen --symbols-dir /isf
+/usr/bin/vmemfs /mnt/vms --xen --symbols /isf
 check $? vmemfs-mount
 n=0
 until [ -e /mnt/vms/pv1/pmem ] && [ -e /mnt/vms/pvh1/pmem ]; do

@@ -81,7 +81,7 @@ chmod +x "$R/init"
 
 for spec in "$@"; do
     src=${spec%%:*} dest=${spec#*:}
-    if [ -x "$src" ] && file -L "$src" | grep -q ELF; then
+    if [ -x "$src" ] && [ "$(head -c 4 "$src" | tail -c 3)" = ELF ]; then
         add_exe "$src" "$dest"
     else
         mkdir -p "$R/$(dirname "$dest")"

@@ -64,10 +64,13 @@ for vm in pv1 pvh1; do
 done
 
 # Pause / resume through the control file: xl sees the domain paused.
+state() { xl list "$1" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 echo pause > /mnt/vms/pvh1/control
-xl list pvh1 | grep -q ' p' ; check $? control-pause
+case $(state pvh1) in *p*) r=0 ;; *) r=1 ;; esac
+check $r "control-pause ($(state pvh1))"
 echo resume > /mnt/vms/pvh1/control
-! xl list pvh1 | grep -q ' p' ; check $? control-resume
+case $(state pvh1) in *p*) r=1 ;; *) r=0 ;; esac
+check $r "control-resume ($(state pvh1))"
 
 if [ -x /bin/bench_xen ] && [ -n "$XENTEST_BENCH" ]; then
     /bin/bench_xen "$(xl domid pvh1)" /mnt/vms/pvh1/pmem.raw 2>&1 |

@@ -171,6 +171,13 @@ struct vmem_driver_ops {
      * then removes the VM's directory; open files keep failing with EIO. */
     bool (*gone)(void *drv);
 
+    /* Page-table frames, optional (Xen PV guests only): the guest's page
+     * tables hold frames of another space (machine frames) than the gfns
+     * read_frames takes.  0 with *gfn the guest frame of table-entry frame
+     * `frame`, or -ENOENT when it is none of the guest's.  Must not block
+     * (a table lookup); the page walker applies it to every entry. */
+    int (*frame_of_pte)(void *drv, uint64_t frame, uint64_t *gfn);
+
     /* Add driver facts (source path, format, ...) to the info.json object
      * `out`, optional.  Must not block on the hypervisor. */
     void (*describe)(void *drv, struct json_object *out);
@@ -280,6 +287,19 @@ static inline int vmem_drv_resume(const struct vmem_driver *d)
 static inline bool vmem_drv_gone(const struct vmem_driver *d)
 {
     return d->ops->gone && d->ops->gone(d->priv);
+}
+static inline bool vmem_drv_has_frame_of_pte(const struct vmem_driver *d)
+{
+    return d->ops->frame_of_pte != NULL;
+}
+static inline int vmem_drv_frame_of_pte(const struct vmem_driver *d,
+                                        uint64_t frame, uint64_t *gfn)
+{
+    if (!d->ops->frame_of_pte) {
+        *gfn = frame;
+        return 0;
+    }
+    return d->ops->frame_of_pte(d->priv, frame, gfn);
 }
 static inline void vmem_drv_describe(const struct vmem_driver *d,
                                      struct json_object *out)

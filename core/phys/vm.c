@@ -1006,10 +1006,18 @@ static int phys_reader_read(void *ctx, uint64_t gpa, void *buf, size_t len)
     return n >= 0 ? -ENOENT : (int)n;
 }
 
+/* Xen PV: page-table entries hold machine frames (driver.h frame_of_pte). */
+static int phys_reader_frame(void *ctx, uint64_t frame, uint64_t *gfn)
+{
+    struct vm *vm = ctx;
+    return vmem_drv_frame_of_pte(&vm->drv, frame, gfn);
+}
+
 void vm_phys_reader(struct vm *vm, struct vmem_phys_reader *out)
 {
     out->read = phys_reader_read;
     out->ctx = vm;
+    out->frame = vmem_drv_has_frame_of_pte(&vm->drv) ? phys_reader_frame : NULL;
 }
 
 off_t vm_seek_phys(struct vm *vm, off_t off, int whence)

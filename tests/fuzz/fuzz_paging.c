@@ -136,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(im.mem, data + HDR, len);
     im.eio_page = (data[0] & 4) && im.size ? im.size - 4096 : UINT64_MAX;
 
-    struct vmem_phys_reader rd = { image_read, &im };
+    struct vmem_phys_reader rd = { image_read, &im, NULL };
     struct vmem_as *as = vmem_as_new((enum vmem_paging_mode)(data[0] & 3),
                                      le64(data + 1), &rd);
     if (as) {

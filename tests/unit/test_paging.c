@@ -95,7 +95,7 @@ static void put32(struct fake *f, uint64_t gpa, uint32_t v)
 
 static struct vmem_phys_reader reader_of(struct fake *f)
 {
-    struct vmem_phys_reader rd = { fake_read, f };
+    struct vmem_phys_reader rd = { fake_read, f, NULL };
     return rd;
 }
 
@@ -743,10 +743,10 @@ static int broken_read(void *ctx, uint64_t gpa, void *buf, size_t len)
 
 static void test_bad_arguments(void **state)
 {
-    struct vmem_phys_reader rd = { broken_read, NULL };
+    struct vmem_phys_reader rd = { broken_read, NULL, NULL };
     assert_null(vmem_as_new((enum vmem_paging_mode)7, 0, &rd));
     assert_null(vmem_as_new(VMEM_PAGING_PAE, 0, NULL));
-    struct vmem_phys_reader none = { NULL, NULL };
+    struct vmem_phys_reader none = { NULL, NULL, NULL };
     assert_null(vmem_as_new(VMEM_PAGING_PAE, 0, &none));
     struct vmem_as *as = vmem_as_new(VMEM_PAGING_X86_64_4L, 0x1000, &rd);
     uint64_t gpa, s, e;

@@ -389,7 +389,17 @@ static int walk_table(struct walk *w, unsigned lvl, uint64_t table,
         uint64_t eto = ebase + esize < to ? ebase + esize : to;
         uint64_t addr = 0;
         int r;
-        switch (decode(w->as->mode, md, lvl, e, &addr)) {
+        int kind = decode(w->as->mode, md, lvl, e, &addr);
+        if (kind != ENT_HOLE && w->as->rd.frame) {
+            /* Entries hold frames of another space (Xen PV: machine
+             * frames): the guest frame, or not present. */
+            uint64_t gfn;
+            if (w->as->rd.frame(w->as->rd.ctx, addr >> VMEM_PAGE_SHIFT, &gfn) == 0)
+                addr = gfn << VMEM_PAGE_SHIFT | (addr & (VMEM_PAGE_SIZE - 1));
+            else
+                kind = ENT_HOLE;
+        }
+        switch (kind) {
         case ENT_LEAF:
             w->pos = eto;
             r = w->leaf ? w->leaf(w, efrom, eto, addr + (efrom - ebase), esize)

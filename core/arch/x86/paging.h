@@ -64,6 +64,15 @@
 struct vmem_phys_reader {
     int (*read)(void *ctx, uint64_t gpa, void *buf, size_t len);
     void *ctx;
+    /* Optional (NULL for every source but Xen PV guests): the frame number
+     * each table entry holds is not a guest frame but a frame of another
+     * space (a PV guest's page tables hold machine frames).  Applied to
+     * every present entry's frame (next-table pointers and leaves) before
+     * it is used: 0 with *gfn the guest frame, or -errno (the entry then
+     * counts as not present).  The dtb is a guest frame already.  A large
+     * leaf's base frame is translated and its pages assumed contiguous in
+     * guest frames too (PV guests have no superpages). */
+    int (*frame)(void *ctx, uint64_t frame, uint64_t *gfn);
 };
 
 enum vmem_paging_mode {

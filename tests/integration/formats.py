@@ -211,7 +211,13 @@ for fmt, src in (("elf", "dump.elf"), ("kdump", "dump.kdump")):
         c.ok(err == 0 and before == truth_read(0x100000, 4096, "elf"), fmt + " read before truncation")
         os.truncate(victim, 64 * 1024)
         for f in ("pmem", "pmem.raw"):
-            _, err = pread_all(m.path("v", f), 0x400000, 65536)
+            # Frames read before the truncation (the kernel search at mount
+            # reads page tables) may still be served from the cache: then
+            # the read stops short where the lost part starts, and a read
+            # from there fails.
+            data, err = pread_all(m.path("v", f), 0x400000, 65536)
+            if err == 0 and len(data) < 65536:
+                _, err = pread_all(m.path("v", f), 0x400000 + len(data), 65536 - len(data))
             c.eq(err, errno.EIO, "%s truncated while mounted: %s read gives EIO" % (fmt, f))
         c.ok(m.alive(), fmt + " daemon alive after truncation")
         data, err = pread_all(m.path("ok", "pmem.raw"), 0x400000, 65536)

@@ -1080,7 +1080,7 @@ char *vm_memmap_text(struct vm *vm, size_t *len)
         used += (size_t)snprintf(out + used, cap - used,
                                  "%08" PRIx64 "-%08" PRIx64 " : %s\n",
                                  merged[i].start, merged[i].end - 1,
-                                 merged[i].kind == VMEM_RANGE_ROM ? "ROM" : "System RAM");
+                                 merged[i].kind == VMEM_RANGE_ROM ? "Reserved" : "System RAM");
     if (out)
         out[used] = 0;
     *len = used;

@@ -66,10 +66,22 @@ def main():
     ap.add_argument("--volatility", default=os.path.join(SRC, "..", "shared", "volatility3"))
     ap.add_argument("--isf", default=os.path.join(SRC, "..", "shared", "isf"))
     ap.add_argument("--cache", default=os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "vmemfs-volatility3"))
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "vmemfs-volatility3",
+        "bench"))
     a = ap.parse_args()
     py = vol_python()
     os.makedirs(a.cache, exist_ok=True)
+    if not os.path.exists(os.path.join(a.cache, "identifier.cache")):
+        # Seeded from the tests' caches (tests/integration/lib.sh): the
+        # first build of Volatility's cache takes a minute or more.
+        base = os.path.dirname(a.cache)
+        for d in sorted(os.listdir(base)):
+            seed = os.path.join(base, d)
+            if seed != a.cache and os.path.exists(os.path.join(seed, "identifier.cache")):
+                for f in os.listdir(seed):
+                    if f.endswith("cache"):
+                        shutil.copy(os.path.join(seed, f), a.cache)
+                break
     work = tempfile.mkdtemp(prefix="vmemfs-bench-vol-", dir=os.environ.get("TMPDIR", "/var/tmp"))
     try:
         cap = os.path.join(work, "cap")

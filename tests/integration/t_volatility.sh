@@ -9,7 +9,7 @@
 # (77) when ../shared/volatility3 or python3-pefile is absent.
 . "$(dirname "$0")/lib.sh"
 need_fuse
-need_volatility
+need_volatility t_volatility
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing"
 ISF_DIR=${VMEMFS_ISF_DIR:-$SRC/../shared/isf}
 PROFILE_TOOL=$BUILD/vmemfs-profile

@@ -10,7 +10,7 @@
 # cannot be had (contrib/guest/mkbtf.sh; ~820 MB the first time).
 . "$(dirname "$0")/lib.sh"
 need_fuse
-need_volatility
+need_volatility t_volatility_plugin
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing"
 PROFILE_TOOL=$BUILD/vmemfs-profile
 [ -x "$PROFILE_TOOL" ] || skip "$PROFILE_TOOL not built (libbpf missing?)"

@@ -30,14 +30,14 @@ class Checks:
 class Mount:
     """vmemfs in the foreground as a child process; unmounted on exit."""
 
-    def __init__(self, vmemfs, vms, extra=(), mountpoint=None):
+    def __init__(self, vmemfs, vms, extra=(), mountpoint=None, timeout=20):
         self.dir = mountpoint or tempfile.mkdtemp(prefix="vmemfs-mnt-")
         args = [vmemfs, self.dir, "-f"] + list(extra)
         for name, spec in vms:
             args += ["--vm", "%s=%s" % (name, spec)]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 20
+        deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("vmemfs exited %d: %s" % (self.proc.returncode, self.output()))

@@ -30,6 +30,11 @@ from mkdump import write_lime  # noqa: E402
 from vmemfs_test import Checks, Mount  # noqa: E402
 
 
+# vmemfs loads the ISF once per VM before it mounts: seconds each, more on
+# a busy machine.
+MOUNT_TIMEOUT = 180
+
+
 def truth_procs(path):
     procs = {}
     for line in open(path, errors="replace"):
@@ -143,7 +148,7 @@ def main():
                ("kdumpflat", "guest.kdump.flat"), ("lime", None)]
         vms = [(n, f or make_lime(cap)) for n, f in vms if not only or n in only]
         with Mount(vmemfs, [(n, "file:" + os.path.join(cap, f)) for n, f in vms],
-                   extra=["--symbols", symbols]) as m:
+                   extra=["--symbols", symbols], timeout=MOUNT_TIMEOUT) as m:
             for name, _ in vms:
                 # psaux on every format would double the time: pslist reads
                 # the same kernel structures, psaux adds process memory.
@@ -159,7 +164,7 @@ def main():
         # (user processes, named kernel threads) stay from boot on.
         procs = {p: v for p, v in procs.items() if not v[1].startswith("kworker/")}
         with Mount(vmemfs, [("live", "qemu:" + sock)],
-                   extra=["--symbols", symbols, "--freeze-on-open"]) as m:
+                   extra=["--symbols", symbols, "--freeze-on-open"], timeout=MOUNT_TIMEOUT) as m:
             check_vol(c, "live", m.path("live", "pmem.raw"), symbols, procs, plugin_dir)
             c.ok(m.alive(), "daemon alive")
     else:

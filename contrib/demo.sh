@@ -10,7 +10,9 @@
 #
 #   contrib/demo.sh            (root: FUSE mounts and apt-get)
 #
-# Environment: VMEMFS_DEMO_DIR (default: a fresh temporary directory).
+# Environment: VMEMFS_DEMO_DIR (default: a fresh temporary directory),
+# VMEMFS_DEMO_BUILD (a build directory already built: used as it is, not
+# configured nor built again; default: build/, configured and built here).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$SRC/build
@@ -20,8 +22,14 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 
 say "Installing what is missing (Debian packages) and building"
 "$SRC/contrib/install-deps.sh"
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+if [ -n "${VMEMFS_DEMO_BUILD:-}" ]; then
+    # A tree already built (the test suite's own): use it as it is.
+    BUILD=$VMEMFS_DEMO_BUILD
+    echo "using the build in $BUILD"
+else
+    cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$BUILD" -j"$(nproc)" >/dev/null
+fi
 VMEMFS=$BUILD/vmemfs
 
 WORK=${VMEMFS_DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/vmemfs-demo.XXXXXX")}
@@ -98,8 +106,12 @@ HEAP=$(awk -v p="pid=$PID" '$2==p && $4=="kind=heap" {sub("addr=","",$5); print 
 run cat "$MNT/web1/proc/$PID/status"
 run cat "$MNT/web1/proc/$PID/maps"
 say "Process $PID's heap at $HEAP, read through its own page tables"
-printf '$ dd if=%s bs=4096 skip=%d count=1 | hexdump -C\n' "$MNT/web1/proc/$PID/vmem" $(( (HEAP + 4095) / 4096 ))
-dd if="$MNT/web1/proc/$PID/vmem" bs=4096 skip=$(( (HEAP + 4095) / 4096 )) count=1 status=none | hexdump -C | head -4
+# The first 64 bytes of its first whole page.  dd reads exactly what is
+# shown: no "| head" that would leave dd or hexdump to die of SIGPIPE (and
+# the demo with them, under pipefail).
+HEAP_PAGE=$(( (HEAP + 4095) / 4096 * 4096 ))
+printf '$ dd if=%s bs=64 count=1 skip=%d iflag=skip_bytes | hexdump -C\n' "$MNT/web1/proc/$PID/vmem" "$HEAP_PAGE"
+dd if="$MNT/web1/proc/$PID/vmem" bs=64 count=1 skip="$HEAP_PAGE" iflag=skip_bytes status=none | hexdump -C
 echo "(each 8-byte word is its own address XOR 0x564d454d46530000 XOR the process's tag)"
 python3 - "$MNT/web1/proc/$PID/vmem" <<'PY'
 import os, sys

@@ -10,7 +10,14 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
       qemu-system-x86 qemu-utils busybox-static cpio xz-utils
       socat python3 gcc-multilib dwarves
       libvirt-daemon-system-sysv libvirt-daemon-system libvirt-daemon-driver-qemu
-      libvirt-clients"
+      libvirt-clients
+      python3-pefile python3-yara python3-capstone python3-pycryptodome
+      python3-jsonschema"
+
+# The python3-* packages are for Volatility 3 (../shared/volatility3, run
+# by tests/integration/t_volatility*.sh and contrib/bench/bench_volatility.py
+# with Debian's /usr/bin/python3): pefile it cannot start without for Linux
+# plugins; the others are optional there.
 
 # The 32-bit test guest (contrib/guest/mkguest.sh --arch i386) downloads
 # i386 packages: Debian's 686-pae kernel, its -dbg package (mkbtf.sh) and

@@ -87,6 +87,21 @@ size_t vmem_ranges_merge(const struct vmem_range *r, size_t n,
     return m;
 }
 
+unsigned vmem_x86_range_kind(uint64_t start, uint64_t end)
+{
+    return start >= VMEM_X86_FIRMWARE_START && end <= VMEM_X86_4GIB && start < end
+               ? VMEM_RANGE_ROM : VMEM_RANGE_RAM;
+}
+
+uint64_t vmem_x86_piece_end(uint64_t start, uint64_t end)
+{
+    if (start < VMEM_X86_FIRMWARE_START && end > VMEM_X86_FIRMWARE_START)
+        return VMEM_X86_FIRMWARE_START;
+    if (start < VMEM_X86_4GIB && end > VMEM_X86_4GIB)
+        return VMEM_X86_4GIB;
+    return end;
+}
+
 uint64_t vmem_ranges_end(const struct vmem_range *r, size_t n)
 {
     return n ? r[n - 1].end : 0;

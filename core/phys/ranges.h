@@ -34,6 +34,20 @@ int vmem_ranges_normalize(struct vmem_range *r, size_t n);
 size_t vmem_ranges_merge(const struct vmem_range *r, size_t n,
                          struct vmem_range *out);
 
+/* x86 PCs map their firmware flash (BIOS, OVMF) in the 16 MiB below 4 GiB,
+ * around the CPU's reset vector; RAM never reaches there, and the guest's
+ * own /proc/iomem calls it Reserved.  QEMU's ELF and kdump dumps of x86
+ * guests carry that ROM (pc.bios) as if it were memory, touching the RAM
+ * QEMU puts at 4 GiB.  Dump parsers of x86 guests call these: */
+#define VMEM_X86_FIRMWARE_START 0xff000000ull
+#define VMEM_X86_4GIB           0x100000000ull
+/* VMEM_RANGE_ROM if [start, end) lies in the firmware window, else _RAM. */
+unsigned vmem_x86_range_kind(uint64_t start, uint64_t end);
+/* Where a piece of memory starting at start must end at the latest so that
+ * it does not run into or out of the firmware window (start < the result
+ * <= end): a run of pages the source does not label is split there. */
+uint64_t vmem_x86_piece_end(uint64_t start, uint64_t end);
+
 /* End of the highest range (0 if none). */
 uint64_t vmem_ranges_end(const struct vmem_range *r, size_t n);
 

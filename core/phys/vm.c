@@ -1183,7 +1183,7 @@ char *vm_info_json(struct vm *vm, size_t *len)
  * kind, rendered where read (a dump may hold millions of ranges). */
 static const char *memmap_kind(unsigned kind)
 {
-    return kind == VMEM_RANGE_ROM ? "ROM" : "System RAM";
+    return kind == VMEM_RANGE_ROM ? "Reserved" : "System RAM";
 }
 
 static unsigned hex_width(uint64_t v)

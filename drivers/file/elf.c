@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "drivers/file/format.h"
+#include "core/phys/ranges.h"
 
 int dump_is_elf(const uint8_t *base, size_t size)
 {
@@ -170,9 +171,13 @@ int dump_parse_elf(const uint8_t *base, size_t size, struct dump_layout *out,
             snprintf(err, errlen, "ELF: PT_LOAD %u wraps the address space", i);
             return -EINVAL;
         }
+        /* QEMU dumps x86 firmware ROM as a PT_LOAD of its own: not RAM. */
+        unsigned kind = machine == EM_386 || machine == EM_X86_64
+                            ? vmem_x86_range_kind(ph.paddr, ph.paddr + ph.filesz)
+                            : VMEM_RANGE_RAM;
         out->segs[out->nsegs++] = (struct dump_segment){
             .gpa = ph.paddr, .len = ph.filesz, .file_off = ph.offset,
-            .kind = VMEM_RANGE_RAM};
+            .kind = kind};
     }
     qsort(out->segs, out->nsegs, sizeof *out->segs, cmp_seg);
     for (size_t i = 1; i < out->nsegs; i++) {

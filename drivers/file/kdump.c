@@ -46,6 +46,7 @@
 #include "core/util/bytes.h"
 #include "core/util/decompress.h"
 #include "drivers/file/kdump.h"
+#include "core/phys/ranges.h"
 
 #define KDUMP_SIGNATURE    "KDUMP   "
 #define DISKDUMP_SIGNATURE "DISKDUMP"
@@ -158,6 +159,7 @@ struct kdump {
     uint64_t ndesc;                 /* descriptors the bitmap promises */
     uint64_t ndesc_in_file;         /* of those, how many the file holds */
 
+    int x86;                        /* utsname.machine is an x86 */
     uint64_t nram;                  /* pages set in bm_ram */
     struct vmem_range *ranges;
     size_t nranges;
@@ -509,9 +511,13 @@ static int build_ranges(struct kdump *kd, char *err, size_t errlen)
             kd->ranges = nr;
             cap = ncap;
         }
+        uint64_t gpa = start << VMEM_PAGE_SHIFT, gpa_end = end << VMEM_PAGE_SHIFT;
+        /* The bitmap says present, not what: on x86 the firmware window
+         * below 4 GiB is ROM, and a run across it is ROM and RAM glued. */
+        uint64_t piece = kd->x86 ? vmem_x86_piece_end(gpa, gpa_end) : gpa_end;
         kd->ranges[kd->nranges++] = (struct vmem_range){
-            start << VMEM_PAGE_SHIFT, end << VMEM_PAGE_SHIFT, VMEM_RANGE_RAM};
-        pfn = end;
+            gpa, piece, kd->x86 ? vmem_x86_range_kind(gpa, piece) : VMEM_RANGE_RAM};
+        pfn = piece >> VMEM_PAGE_SHIFT;
     }
     return 0;
 }
@@ -719,9 +725,11 @@ static int parse(struct kdump *kd, struct dump_layout *out, char *err, size_t er
     uint32_t bs64 = ld32(h + HDR64_STATUS_OFF + HDR_BLOCK_SIZE, be);
     uint32_t bs32 = ld32(h + HDR32_STATUS_OFF + HDR_BLOCK_SIZE, be);
     int ok64 = plausible_block_size(bs64), ok32 = plausible_block_size(bs32);
+    char machine[HDR_UTS_FIELD + 1] = {0};
+    memcpy(machine, h + HDR_MACHINE_OFF, HDR_UTS_FIELD);
+    /* x86_64, i386, i686 (QEMU writes its target's name). */
+    kd->x86 = strstr(machine, "86") != NULL;
     if (ok64 && ok32) {
-        char machine[HDR_UTS_FIELD + 1] = {0};
-        memcpy(machine, h + HDR_MACHINE_OFF, HDR_UTS_FIELD);
         kd->is32 = !(strstr(machine, "64") || strstr(machine, "s390x"));
     } else if (ok64 || ok32) {
         kd->is32 = ok32;

@@ -172,6 +172,32 @@ with Mount(vmemfs, vms) as m:
          "info.json says why there is no proc/: %r" % info["guest"].get("why_no_proc"))
     c.ok(not os.path.exists(m.path("raw", "proc")), "no proc/ without a recognised OS")
 
+# ---- the BIOS ROM QEMU's ELF and kdump dumps carry, touching RAM at 4 GiB ----
+# It is not RAM (the guest's /proc/iomem calls it Reserved) and it is not one
+# range with the RAM above it: memmap and info.json keep both apart.
+romdir = gen("rom")
+subprocess.run([sys.executable, os.path.join(here, "mkdump.py"), romdir, "--high", "--rom"],
+               check=True)
+rlay = json.load(open(os.path.join(romdir, "layout.json")))
+rom = tuple(rlay["rom"])
+rranges = [tuple(r) for r in rlay["ranges"]]
+c.ok(rom in rranges and (rom[1], 0x100400000) in rranges, "ROM layout touches RAM at 4 GiB")
+with Mount(vmemfs, [("elf", "file:" + os.path.join(romdir, "dump.elf")),
+                    ("kd", "file:" + os.path.join(romdir, "dump.kdump"))]) as m:
+    want_memmap = "".join("%08x-%08x : %s\n" % (s, e - 1, "Reserved" if (s, e) == rom
+                                                  else "System RAM") for s, e in rranges)
+    for vm in ("elf", "kd"):
+        c.eq(open(m.path(vm, "memmap")).read(), want_memmap, vm + " memmap with the BIOS ROM")
+        info = json.load(open(m.path(vm, "info.json")))
+        c.eq([(int(r["start"], 16), int(r["end"], 16), r["kind"]) for r in info["ranges"]],
+             [(s, e, "rom" if (s, e) == rom else "ram") for s, e in rranges],
+             vm + " info.json ranges and kinds with the BIOS ROM")
+        data, err = pread_all(m.path(vm, "pmem"), rom[0], 4096)
+        with open(os.path.join(romdir, "padded.raw"), "rb") as f:
+            f.seek(rom[0])
+            c.ok(err == 0 and data == f.read(4096), vm + " the ROM's bytes read back")
+    c.ok(m.alive(), "daemon alive after the ROM checks")
+
 # ---- bad input: refused before mounting, one clear line naming the file ----
 with open(gen("dump.elf"), "rb") as f:
     elf = f.read()

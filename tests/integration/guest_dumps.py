@@ -2,7 +2,8 @@
 """guest_dumps.py VMEMFS CAPTURE_DIR - checks a capture.py output mounted in
 vmemfs: every format's pmem.raw against the raw capture, byte for byte
 (outside the ROM segments QEMU's ELF and kdump dumps add, which are checked
-against the ELF's own bytes), memmap against ranges.txt, vCPU CR3 present.
+against the ELF's own bytes), memmap against ranges.txt (the ROM segments
+apart, "Reserved", kind "rom" in info.json), vCPU CR3 present.
 """
 import json
 import os
@@ -80,6 +81,14 @@ with Mount(vmemfs, [(n, "file:" + os.path.join(cap, f)) for n, f in vms]) as m:
             c.ok(any(a <= s and e - 1 <= b for a, b in memmap),
                  "%s memmap covers RAM range %x-%x" % (name, s, e))
         info = json.load(open(m.path(name, "info.json")))
+        # The BIOS ROM is not RAM, and not one range with the RAM QEMU puts
+        # at 4 GiB (the guest's /proc/iomem calls it Reserved).
+        lines = open(m.path(name, "memmap")).read().splitlines()
+        kinds = {(int(r["start"], 16), int(r["end"], 16)): r["kind"] for r in info["ranges"]}
+        for pa, _, n in roms:
+            c.ok("%08x-%08x : Reserved" % (pa, pa + n - 1) in lines,
+                 "%s memmap shows the ROM at 0x%x apart, as Reserved: %s" % (name, pa, lines))
+            c.eq(kinds.get((pa, pa + n)), "rom", "%s info.json kind of the ROM at 0x%x" % (name, pa))
         c.ok(info["vcpus"] and int(info["vcpus"][0].get("cr3", "0"), 16) != 0,
              name + " info.json has the vCPU's CR3")
     c.ok(m.alive(), "daemon alive")

@@ -2,12 +2,14 @@
 """mkdump.py - writes synthetic memory dumps of one guest-physical layout in
 every format vmemfs reads, for the integration tests.
 
-    mkdump.py OUTDIR [--seed N] [--high]
+    mkdump.py OUTDIR [--seed N] [--high] [--rom]
 
 Writes OUTDIR/padded.raw (the truth: holes are zeros), dump.elf (ELF64 core
 with PT_LOADs and a QEMU CPU-state note), dump.lime, dump.kdump
 (kdump-compressed, zlib, with one page left out of the dump) and
-layout.json (ranges, the vCPU's CR3, the excluded page).  Stdlib only.
+layout.json (ranges, the vCPU's CR3, the excluded page).  --high adds RAM
+above 4 GiB, --rom the x86 BIOS ROM just below 4 GiB as QEMU dumps it (one
+more range in every format; layout.json says which).  Stdlib only.
 """
 import json
 import os
@@ -19,10 +21,17 @@ import zlib
 PAGE = 4096
 
 
-def layout(high):
+# The BIOS ROM as QEMU's ELF and kdump dumps of an x86 guest carry it: the
+# 256 KiB below 4 GiB, touching the RAM QEMU puts at 4 GiB.
+ROM = (0xFFFC0000, 0x100000000)
+
+
+def layout(high, rom=False):
     # Low RAM below the legacy hole, RAM from 1 MiB, a gap, then a range that
     # starts and ends off a page boundary (LiME and ELF allow that).
     ranges = [(0x0, 0xA0000), (0x100000, 0x900000), (0xA00000, 0xB00000)]
+    if rom:
+        ranges.append(ROM)
     if high:
         # RAM above 4 GiB with a hole below it, like a guest with > 3.5 GiB.
         ranges.append((0x100000000, 0x100400000))
@@ -178,10 +187,11 @@ def main():
     out = sys.argv[1]
     seed = 1
     high = "--high" in sys.argv
+    rom = "--rom" in sys.argv
     if "--seed" in sys.argv:
         seed = int(sys.argv[sys.argv.index("--seed") + 1])
     os.makedirs(out, exist_ok=True)
-    ranges = layout(high)
+    ranges = layout(high, rom)
     datas = fill(ranges, seed)
     cr3 = 0x1234000
     excluded_gfn = 0x200  # a page in the 1 MiB range that kdump leaves out
@@ -190,8 +200,8 @@ def main():
     write_lime(os.path.join(out, "dump.lime"), ranges, datas)
     write_kdump(os.path.join(out, "dump.kdump"), ranges, datas, excluded_gfn, cr3)
     with open(os.path.join(out, "layout.json"), "w") as f:
-        json.dump({"ranges": ranges, "cr3": cr3, "kdump_excluded_gfn": excluded_gfn},
-                  f)
+        json.dump({"ranges": ranges, "cr3": cr3, "kdump_excluded_gfn": excluded_gfn,
+                   "rom": ROM if rom else None}, f)
 
 
 if __name__ == "__main__":

@@ -75,12 +75,35 @@ static void test_normalize_merge(void **state)
     assert_int_equal(vmem_ranges_normalize(empty, 1), -EINVAL);
 }
 
+/* x86 firmware window: QEMU's BIOS (256 KiB below 4 GiB) is ROM, RAM below
+ * it and from 4 GiB is RAM, and a run glued across either edge is split. */
+static void test_x86_firmware(void **state)
+{
+    (void)state;
+    assert_int_equal(vmem_x86_range_kind(0xfffc0000, 0x100000000), VMEM_RANGE_ROM);
+    assert_int_equal(vmem_x86_range_kind(0xff000000, 0xff001000), VMEM_RANGE_ROM);
+    assert_int_equal(vmem_x86_range_kind(0x0, 0x80000000), VMEM_RANGE_RAM);
+    assert_int_equal(vmem_x86_range_kind(0x100000000, 0x180000000), VMEM_RANGE_RAM);
+    assert_int_equal(vmem_x86_range_kind(0xfffc0000, 0x180000000), VMEM_RANGE_RAM);
+    assert_int_equal(vmem_x86_range_kind(0xfeff0000, 0xff010000), VMEM_RANGE_RAM);
+    assert_int_equal(vmem_x86_range_kind(0xfffff000, 0xfffff000), VMEM_RANGE_RAM);
+
+    /* A bitmap run from the BIOS into RAM at 4 GiB: ROM up to 4 GiB. */
+    assert_int_equal(vmem_x86_piece_end(0xfffc0000, 0x180000000), 0x100000000);
+    assert_int_equal(vmem_x86_piece_end(0x100000000, 0x180000000), 0x180000000);
+    /* A run from below the window into it: split at its start. */
+    assert_int_equal(vmem_x86_piece_end(0xfe000000, 0x100000000), 0xff000000);
+    assert_int_equal(vmem_x86_piece_end(0x0, 0x10000000), 0x10000000);
+    assert_int_equal(vmem_x86_piece_end(0xff000000, 0x100000000), 0x100000000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find),
         cmocka_unit_test(test_seek),
         cmocka_unit_test(test_normalize_merge),
+        cmocka_unit_test(test_x86_firmware),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

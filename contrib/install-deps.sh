@@ -8,7 +8,7 @@ PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev
       libfuse3-dev fuse3 libcmocka-dev libjson-c-dev liblzma-dev zlib1g-dev
       liblzo2-dev libsnappy-dev libzstd-dev libbpf-dev libelf-dev libvirt-dev libxen-dev
       qemu-system-x86 qemu-utils busybox-static cpio xz-utils
-      socat python3 gcc-multilib dwarves"
+      socat python3 gcc-multilib dwarves python3-pefile"
 
 # The 32-bit test guest (contrib/guest/mkguest.sh --arch i386) downloads
 # i386 packages: Debian's 686-pae kernel, its -dbg package (mkbtf.sh) and

@@ -189,7 +189,7 @@ static struct snap *walk_tasks(struct linux_os *os)
         }
     }
     addrset_free(&seen);
-    lx_pidtable_compare(os, &s->pub);
+    s->pidtable = lx_pidtable_compare(os, &s->pub);
     qsort(s->pub.proc, s->pub.n, sizeof *s->pub.proc, cmp_task);
     if (s->pub.truncated)
         vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list walk stopped "

@@ -1,6 +1,6 @@
 /* test_linux_forensics.c - the responder's walkers (issue 11) that read
  * the kernel's own tables, on the synthetic guest of tests/fuzz/
- * fuzz_linux_guest.h with made-up layouts added to its profile:
+ * fuzz_linux_guest.h with the tables of fuzz_linux_guest_fx.h:
  *
  *   - kernel/dmesg from a printk ring buffer: records as dmesg prints
  *     them; then wild head/tail ids, a huge descriptor count, descriptors
@@ -31,99 +31,13 @@
 
 #include "core/os/linux/linux.h"
 #include "core/phys/vm.h"
-#include "tests/fuzz/fuzz_linux_guest.h"
-
-/* Kernel-image variables of this test (offsets past the base guest's). */
-#define X_PRB       0xb000ull       /* struct printk_ringbuffer *prb */
-#define X_RB        0xb100ull       /* the ring buffer itself */
-#define X_PIDNS     0xb200ull       /* init_pid_ns */
-#define X_SOCKOPS   0xb400ull       /* socket_file_ops */
-
-/* Made-up layouts, declared in the profile below. */
-#define RB_DESC_RING 0x00           /* prb_desc_ring: count_bits@0 descs@8 infos@0x10 */
-#define RB_TEXT_RING 0x30           /* prb_data_ring: size_bits@0 data@8 */
-#define DR_HEAD     0x18
-#define DR_TAIL     0x20
-#define DESC_SIZE   0x18            /* state_var@0, text_blk_lpos {begin@8, next@0x10} */
-#define INFO_SIZE   0x20            /* seq@0 ts_nsec@8 text_len@0x10 */
-#define PIDNS_XA_HEAD 0x18          /* pid_namespace.idr@0x10, idr.idr_rt@0, xa_head@8 */
-#define XA_SLOTS    0x28
-#define XA_NODE_SIZE (XA_SLOTS + 64 * 8)
-#define PID_TASKS   0x10
-#define T_PID_LINKS 0xa0
-#define F_OP        0x28
-#define F_PRIVATE   0x30
-#define SOCKET_SK   0x18
-#define SK_DADDR    0x00
-#define SK_RCV_SADDR 0x04
-#define SK_DPORT    0x0c
-#define SK_NUM      0x0e
-#define SK_FAMILY   0x10
-#define SK_STATE    0x12
-#define SK_TYPE     0x100
-#define SK_PROTOCOL 0x104
-#define SK_UID      0x108
-
-static const char x_task[] =
-    ",\"pid_links\":{\"offset\":160,\"type\":" ARR(8, VPTR) "}";
-static const char x_file[] =
-    ",\"f_op\":{\"offset\":40,\"type\":" VPTR "}"
-    ",\"private_data\":{\"offset\":48,\"type\":" VPTR "}";
-static const char x_types[] =
-    ",\"printk_ringbuffer\":{\"kind\":\"struct\",\"size\":96,\"fields\":{"
-    "\"desc_ring\":{\"offset\":0,\"type\":" STRUCT("prb_desc_ring") "},"
-    "\"text_data_ring\":{\"offset\":48,\"type\":" STRUCT("prb_data_ring") "}}}"
-    ",\"prb_desc_ring\":{\"kind\":\"struct\",\"size\":48,\"fields\":{"
-    "\"count_bits\":{\"offset\":0,\"type\":" UI "},"
-    "\"descs\":{\"offset\":8,\"type\":" VPTR "},"
-    "\"infos\":{\"offset\":16,\"type\":" VPTR "},"
-    "\"head_id\":{\"offset\":24,\"type\":" UL "},"
-    "\"tail_id\":{\"offset\":32,\"type\":" UL "}}}"
-    ",\"prb_data_ring\":{\"kind\":\"struct\",\"size\":24,\"fields\":{"
-    "\"size_bits\":{\"offset\":0,\"type\":" UI "},"
-    "\"data\":{\"offset\":8,\"type\":" VPTR "}}}"
-    ",\"prb_data_blk_lpos\":{\"kind\":\"struct\",\"size\":16,\"fields\":{"
-    "\"begin\":{\"offset\":0,\"type\":" UL "},"
-    "\"next\":{\"offset\":8,\"type\":" UL "}}}"
-    ",\"prb_desc\":{\"kind\":\"struct\",\"size\":24,\"fields\":{"
-    "\"state_var\":{\"offset\":0,\"type\":" UL "},"
-    "\"text_blk_lpos\":{\"offset\":8,\"type\":" STRUCT("prb_data_blk_lpos") "}}}"
-    ",\"printk_info\":{\"kind\":\"struct\",\"size\":32,\"fields\":{"
-    "\"seq\":{\"offset\":0,\"type\":" UL "},"
-    "\"ts_nsec\":{\"offset\":8,\"type\":" UL "},"
-    "\"text_len\":{\"offset\":16,\"type\":" UI "}}}"
-    ",\"pid_namespace\":{\"kind\":\"struct\",\"size\":64,\"fields\":{"
-    "\"idr\":{\"offset\":16,\"type\":" STRUCT("idr") "}}}"
-    ",\"idr\":{\"kind\":\"struct\",\"size\":24,\"fields\":{"
-    "\"idr_rt\":{\"offset\":0,\"type\":" STRUCT("xarray") "}}}"
-    ",\"xarray\":{\"kind\":\"struct\",\"size\":16,\"fields\":{"
-    "\"xa_head\":{\"offset\":8,\"type\":" VPTR "}}}"
-    ",\"xa_node\":{\"kind\":\"struct\",\"size\":552,\"fields\":{"
-    "\"shift\":{\"offset\":0,\"type\":" BASE("unsigned char") "},"
-    "\"slots\":{\"offset\":40,\"type\":" ARR(64, VPTR) "}}}"
-    ",\"pid\":{\"kind\":\"struct\",\"size\":96,\"fields\":{"
-    "\"tasks\":{\"offset\":16,\"type\":" ARR(4, VPTR) "}}}"
-    ",\"socket\":{\"kind\":\"struct\",\"size\":48,\"fields\":{"
-    "\"sk\":{\"offset\":24,\"type\":" VPTR "}}}"
-    ",\"sock_common\":{\"kind\":\"struct\",\"size\":136,\"fields\":{"
-    "\"skc_daddr\":{\"offset\":0,\"type\":" UI "},"
-    "\"skc_rcv_saddr\":{\"offset\":4,\"type\":" UI "},"
-    "\"skc_dport\":{\"offset\":12,\"type\":" UI "},"
-    "\"skc_num\":{\"offset\":14,\"type\":" UI "},"
-    "\"skc_family\":{\"offset\":16,\"type\":" UI "},"
-    "\"skc_state\":{\"offset\":18,\"type\":" BASE("unsigned char") "}}}"
-    ",\"sock\":{\"kind\":\"struct\",\"size\":512,\"fields\":{"
-    "\"__sk_common\":{\"offset\":0,\"type\":" STRUCT("sock_common") "},"
-    "\"sk_type\":{\"offset\":256,\"type\":" UI "},"
-    "\"sk_protocol\":{\"offset\":260,\"type\":" UI "},"
-    "\"sk_uid\":{\"offset\":264,\"type\":" UI "}}}";
+#include "tests/fuzz/fuzz_linux_guest_fx.h"
 
 struct env {
     struct fg g;
     struct vm *vm;
     struct linux_os *os;
     uint64_t app;
-    char syms[512];
 };
 
 /* The base guest (fg_populate's tasks) with this test's profile. */
@@ -132,16 +46,7 @@ static void env_build(struct env *e)
     memset(e, 0, sizeof *e);
     assert_true(fg_init(&e->g, false, false));
     assert_true(fg_populate(&e->g, &e->app, NULL));
-    snprintf(e->syms, sizeof e->syms,
-             ",\"prb\":{\"address\":%llu},\"init_pid_ns\":{\"address\":%llu},"
-             "\"socket_file_ops\":{\"address\":%llu}",
-             (unsigned long long)(FG_KMAP + X_PRB), (unsigned long long)(FG_KMAP + X_PIDNS),
-             (unsigned long long)(FG_KMAP + X_SOCKOPS));
-    e->g.x_task = x_task;
-    e->g.x_file = x_file;
-    e->g.x_types = x_types;
-    e->g.x_syms = e->syms;
-    assert_true(fg_reload_isf(&e->g));
+    assert_true(fg_fx_profile(&e->g));
 }
 
 static void env_open(struct env *e)
@@ -171,55 +76,21 @@ static double now_s(void)
 
 /* ---- printk ------------------------------------------------------------- */
 
-struct ring {
-    uint64_t descs, infos, data;
-    unsigned count_bits, size_bits;
-    uint64_t lpos;                  /* next free logical position */
-};
+#define ring fg_ring
 
 static void ring_new(struct env *e, struct ring *r, unsigned count_bits, unsigned size_bits)
 {
-    struct fg *g = &e->g;
-    r->count_bits = count_bits;
-    r->size_bits = size_bits;
-    r->lpos = 0;
-    r->descs = fg_alloc(g, (size_t)DESC_SIZE << count_bits, 64);
-    r->infos = fg_alloc(g, (size_t)INFO_SIZE << count_bits, 64);
-    r->data = fg_alloc(g, (size_t)1 << size_bits, 64);
-    assert_true(r->descs && r->infos && r->data);
-    uint64_t rb = fg_kva(X_RB);
-    fg_wv64(g, fg_kva(X_PRB), rb);
-    fg_wv32(g, rb + RB_DESC_RING, count_bits);
-    fg_wv64(g, rb + RB_DESC_RING + 8, r->descs);
-    fg_wv64(g, rb + RB_DESC_RING + 16, r->infos);
-    fg_wv32(g, rb + RB_TEXT_RING, size_bits);
-    fg_wv64(g, rb + RB_TEXT_RING + 8, r->data);
+    assert_true(fg_ring_new(&e->g, r, count_bits, size_bits));
 }
 
 static void ring_ids(struct env *e, uint64_t tail, uint64_t head)
 {
-    fg_wv64(&e->g, fg_kva(X_RB) + RB_DESC_RING + DR_TAIL, tail);
-    fg_wv64(&e->g, fg_kva(X_RB) + RB_DESC_RING + DR_HEAD, head);
+    fg_ring_ids(&e->g, tail, head);
 }
 
-/* Record `id`: finalized, its text in the data ring after the last one. */
 static void ring_add(struct env *e, struct ring *r, uint64_t id, uint64_t ts, const char *text)
 {
-    struct fg *g = &e->g;
-    size_t n = strlen(text), blk = (8 + n + 7) & ~(size_t)7;
-    uint64_t begin = r->lpos, next = begin + blk;
-    r->lpos = next;
-    uint64_t off = begin & ((1ull << r->size_bits) - 1);
-    fg_wv64(g, r->data + off, id);
-    memcpy(g->mem + fg_pa(g, r->data + off + 8), text, n);
-    uint64_t d = r->descs + (id & ((1ull << r->count_bits) - 1)) * DESC_SIZE;
-    uint64_t in = r->infos + (id & ((1ull << r->count_bits) - 1)) * INFO_SIZE;
-    fg_wv64(g, d, 2ull << 62 | id);                 /* desc_finalized */
-    fg_wv64(g, d + 8, begin);
-    fg_wv64(g, d + 16, next);
-    fg_wv64(g, in, id);
-    fg_wv64(g, in + 8, ts);
-    fg_wv32(g, in + 16, (uint32_t)n);
+    fg_ring_add(&e->g, r, id, ts, text);
 }
 
 static char *dmesg(struct env *e, size_t *len)
@@ -252,14 +123,14 @@ static void test_dmesg(void **state)
     /* A record whose text lies outside the data ring (next far past
      * begin), one whose positions are odd (misaligned), one data-less:
      * each left out and counted; the good one still printed. */
-    uint64_t d101 = r.descs + (101 & 15) * DESC_SIZE;
+    uint64_t d101 = r.descs + (101 & 15) * FX_DESC_SIZE;
     fg_wv64(&e.g, d101 + 16, fg_rv64(&e.g, d101 + 8) + (1ull << 20));
-    uint64_t d102 = r.descs + (102 & 15) * DESC_SIZE;
+    uint64_t d102 = r.descs + (102 & 15) * FX_DESC_SIZE;
     fg_wv64(&e.g, d102 + 8, fg_rv64(&e.g, d102 + 8) + 3);
     ring_add(&e, &r, 103, 3000000000ull, "ok");
-    uint64_t d103 = r.descs + (103 & 15) * DESC_SIZE;
+    uint64_t d103 = r.descs + (103 & 15) * FX_DESC_SIZE;
     ring_add(&e, &r, 104, 4000000000ull, "lost");
-    uint64_t d104 = r.descs + (104 & 15) * DESC_SIZE;
+    uint64_t d104 = r.descs + (104 & 15) * FX_DESC_SIZE;
     fg_wv64(&e.g, d104 + 8, 1);                     /* FAILED_LPOS */
     fg_wv64(&e.g, d104 + 16, 1);
     ring_ids(&e, 100, 104);
@@ -271,7 +142,7 @@ static void test_dmesg(void **state)
     free(t);
     /* A text length past its block: the block's 8 bytes only (its
      * padding NULs shown as spaces), nothing read beyond. */
-    fg_wv32(&e.g, r.infos + (103 & 15) * INFO_SIZE + 16, 0xffff);
+    fg_wv32(&e.g, r.infos + (103 & 15) * FX_INFO_SIZE + 16, 0xffff);
     (void)d103;
     t = dmesg(&e, &len);
     assert_non_null(strstr(t, "[    3.000000] ok      \n"));
@@ -325,8 +196,8 @@ static void test_dmesg_huge_and_wild(void **state)
     ring_new(&e, &r, 4, 10);
     ring_add(&e, &r, 1, 1000000ull, "one");
     env_open(&e);
-    uint64_t rb = fg_kva(X_RB);
-    fg_wv32(&e.g, rb + RB_DESC_RING, 24);
+    uint64_t rb = fg_kva(FX_X_RB);
+    fg_wv32(&e.g, rb + FX_RB_DESC_RING, 24);
     ring_ids(&e, 0, (1ull << 24) - 1);
     double t0 = now_s();
     size_t len;
@@ -340,9 +211,9 @@ static void test_dmesg_huge_and_wild(void **state)
 
     /* 2^20 descriptors from guest-physical 0: page tables, tasks, text as
      * descriptors (garbage, mostly not finalized), until RAM ends. */
-    fg_wv32(&e.g, rb + RB_DESC_RING, 20);
-    fg_wv64(&e.g, rb + RB_DESC_RING + 8, fg_va(&e.g, 0));
-    fg_wv64(&e.g, rb + RB_DESC_RING + 16, fg_va(&e.g, 0));
+    fg_wv32(&e.g, rb + FX_RB_DESC_RING, 20);
+    fg_wv64(&e.g, rb + FX_RB_DESC_RING + 8, fg_va(&e.g, 0));
+    fg_wv64(&e.g, rb + FX_RB_DESC_RING + 16, fg_va(&e.g, 0));
     ring_ids(&e, 0, (1ull << 20) - 1);
     t0 = now_s();
     t = dmesg(&e, &len);
@@ -351,24 +222,24 @@ static void test_dmesg_huge_and_wild(void **state)
     assert_non_null(strstr(t, "# incomplete: "));
     print_message("2^20 garbage descriptors: %.2f s, %zu bytes\n", dt, len);
     free(t);
-    fg_wv64(&e.g, rb + RB_DESC_RING + 8, r.descs);
-    fg_wv64(&e.g, rb + RB_DESC_RING + 16, r.infos);
+    fg_wv64(&e.g, rb + FX_RB_DESC_RING + 8, r.descs);
+    fg_wv64(&e.g, rb + FX_RB_DESC_RING + 16, r.infos);
 
-    fg_wv32(&e.g, rb + RB_DESC_RING, 4);
+    fg_wv32(&e.g, rb + FX_RB_DESC_RING, 4);
     ring_ids(&e, 1, 1);
-    fg_wv64(&e.g, rb + RB_TEXT_RING + 8, fg_va(&e.g, FG_MEM + 0x10000));   /* not RAM */
+    fg_wv64(&e.g, rb + FX_RB_TEXT_RING + 8, fg_va(&e.g, FG_MEM + 0x10000));   /* not RAM */
     t = dmesg(&e, &len);
     assert_non_null(t);
     assert_string_equal(t, "# incomplete: 1 records of the printk ring could not be read or "
                            "were being overwritten\n");
     free(t);
 
-    fg_wv32(&e.g, rb + RB_DESC_RING, 40);           /* beyond the kernel's limits */
+    fg_wv32(&e.g, rb + FX_RB_DESC_RING, 40);           /* beyond the kernel's limits */
     errno = 0;
     assert_null(dmesg(&e, &len));
     assert_int_equal(errno, EIO);
-    fg_wv32(&e.g, rb + RB_DESC_RING, 4);
-    fg_wv64(&e.g, fg_kva(X_PRB), 0x1234);           /* prb not a kernel pointer */
+    fg_wv32(&e.g, rb + FX_RB_DESC_RING, 4);
+    fg_wv64(&e.g, fg_kva(FX_X_PRB), 0x1234);           /* prb not a kernel pointer */
     errno = 0;
     assert_null(dmesg(&e, &len));
     assert_int_equal(errno, EIO);
@@ -379,34 +250,29 @@ static void test_dmesg_huge_and_wild(void **state)
 
 static uint64_t xa_node(struct env *e)
 {
-    uint64_t n = fg_alloc(&e->g, XA_NODE_SIZE, 64);
+    uint64_t n = fg_xa_node(&e->g);
     assert_true(n != 0);
     return n;
 }
 
-/* A struct pid naming task t (PIDTYPE_PID). */
 static uint64_t pid_of(struct env *e, uint64_t t)
 {
-    uint64_t p = fg_alloc(&e->g, 0x60, 64);
+    uint64_t p = fg_pid_of(&e->g, t);
     assert_true(p != 0);
-    fg_wv64(&e->g, p + PID_TASKS, t + T_PID_LINKS);
-    fg_wv64(&e->g, t + T_PID_LINKS, p);
     return p;
 }
 
 static uint64_t task_of(struct env *e, uint32_t pid)
 {
-    uint64_t head = e->g.init_task + T_TASKS;
-    for (uint64_t n = fg_rv64(&e->g, head); n != head; n = fg_rv64(&e->g, n))
-        if ((uint32_t)fg_rv64(&e->g, n - T_TASKS + T_PID) == pid)
-            return n - T_TASKS;
-    fail_msg("no task %u", pid);
-    return 0;
+    uint64_t t = fg_task_of(&e->g, pid);
+    if (!t)
+        fail_msg("no task %u", pid);
+    return t;
 }
 
 static void set_head(struct env *e, uint64_t entry)
 {
-    fg_wv64(&e->g, fg_kva(X_PIDNS) + PIDNS_XA_HEAD, entry);
+    fg_pidtable_head(&e->g, entry);
 }
 
 struct listing {
@@ -462,7 +328,7 @@ static void test_pidtable(void **state)
     uint64_t root = xa_node(&e);
     const uint32_t listed[] = {1, 2, 3, 7, 9};
     for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++)
-        fg_wv64(&e.g, root + XA_SLOTS + 8 * listed[i], pid_of(&e, task_of(&e, listed[i])));
+        fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * listed[i], pid_of(&e, task_of(&e, listed[i])));
     uint64_t ghost = fg_alloc(&e.g, T_SIZE, 64);
     fg_wv32(&e.g, ghost + T_PID, 11);
     fg_wv32(&e.g, ghost + T_TGID, 11);
@@ -471,7 +337,7 @@ static void test_pidtable(void **state)
     fg_wv64(&e.g, ghost + T_TASKS, ghost + T_TASKS);
     fg_wv64(&e.g, ghost + T_TASKS + 8, ghost + T_TASKS);
     memcpy(e.g.mem + fg_pa(&e.g, ghost + T_COMM), "rootkitd", 9);
-    fg_wv64(&e.g, root + XA_SLOTS + 8 * 11, pid_of(&e, ghost));
+    fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * 11, pid_of(&e, ghost));
     set_head(&e, root | 2);
     env_open(&e);
     struct listing l;
@@ -490,7 +356,7 @@ static void test_pidtable(void **state)
 
     /* A slot that points back to its own node: a loop.  The table is not
      * whole, so nobody is said to be missing from it. */
-    fg_wv64(&e.g, root + XA_SLOTS + 8 * 40, root | 2);
+    fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * 40, root | 2);
     listing_of(&e, &l);
     assert_int_equal(l.complete, 0);
     assert_string_equal(flags_of(&l, 5), "");
@@ -498,16 +364,16 @@ static void test_pidtable(void **state)
     json_object_put(l.top);
 
     /* A wild node pointer (canonical, not RAM), then a wild struct pid. */
-    fg_wv64(&e.g, root + XA_SLOTS + 8 * 40, fg_va(&e.g, FG_MEM + 0x40000) | 2);
+    fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * 40, fg_va(&e.g, FG_MEM + 0x40000) | 2);
     listing_of(&e, &l);
     assert_int_equal(l.complete, 0);
     json_object_put(l.top);
-    fg_wv64(&e.g, root + XA_SLOTS + 8 * 40, 0x4141414141414140ull);   /* user half */
+    fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * 40, 0x4141414141414140ull);   /* user half */
     listing_of(&e, &l);
     assert_int_equal(l.complete, 0);
     assert_string_equal(flags_of(&l, 5), "");
     json_object_put(l.top);
-    fg_wv64(&e.g, root + XA_SLOTS + 8 * 40, 0);
+    fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * 40, 0);
     listing_of(&e, &l);
     assert_int_equal(l.complete, 1);
     json_object_put(l.top);
@@ -525,10 +391,10 @@ static void test_pidtable_deep(void **state)
     uint64_t first = xa_node(&e), n = first;
     for (int d = 0; d < 200; d++) {
         uint64_t m = xa_node(&e);
-        fg_wv64(&e.g, n + XA_SLOTS, m | 2);
+        fg_wv64(&e.g, n + FX_XA_SLOTS, m | 2);
         n = m;
     }
-    fg_wv64(&e.g, n + XA_SLOTS + 8, pid_of(&e, task_of(&e, 1)));
+    fg_wv64(&e.g, n + FX_XA_SLOTS + 8, pid_of(&e, task_of(&e, 1)));
     set_head(&e, first | 2);
     env_open(&e);
     struct listing l;
@@ -539,16 +405,16 @@ static void test_pidtable_deep(void **state)
 
     uint64_t root = xa_node(&e), child = xa_node(&e);
     for (int i = 0; i < 64; i++)
-        fg_wv64(&e.g, root + XA_SLOTS + 8 * (uint64_t)i, child | 2);
+        fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * (uint64_t)i, child | 2);
     set_head(&e, root | 2);
     listing_of(&e, &l);
     assert_int_equal(l.complete, 0);
     json_object_put(l.top);
 
     /* The root's first slot is the root. */
-    fg_wv64(&e.g, root + XA_SLOTS, root | 2);
+    fg_wv64(&e.g, root + FX_XA_SLOTS, root | 2);
     for (int i = 1; i < 64; i++)
-        fg_wv64(&e.g, root + XA_SLOTS + 8 * (uint64_t)i, 0);
+        fg_wv64(&e.g, root + FX_XA_SLOTS + 8 * (uint64_t)i, 0);
     listing_of(&e, &l);
     assert_int_equal(l.complete, 0);
     json_object_put(l.top);
@@ -559,28 +425,15 @@ static void test_pidtable_deep(void **state)
 
 static uint64_t sock_file(struct env *e, uint64_t sock_ptr, uint64_t ino)
 {
-    uint64_t f = fg_file_new(&e->g, "socket", ino, 8);
+    uint64_t f = fg_sock_file(&e->g, sock_ptr, ino);
     assert_true(f != 0);
-    fg_wv64(&e->g, f + F_OP, fg_kva(X_SOCKOPS));
-    fg_wv64(&e->g, f + F_PRIVATE, sock_ptr);
     return f;
 }
 
 static uint64_t tcp_sock(struct env *e, uint32_t saddr, uint16_t sport, uint8_t state)
 {
-    struct fg *g = &e->g;
-    uint64_t sk = fg_alloc(g, 0x200, 64), so = fg_alloc(g, 0x30, 64);
-    assert_true(sk && so);
-    fg_wv32(g, sk + SK_RCV_SADDR, saddr);
-    fg_wv32(g, sk + SK_DADDR, 0);
-    fg_wv32(g, sk + SK_DPORT, 0);
-    fg_wv32(g, sk + SK_NUM, sport);
-    fg_wv32(g, sk + SK_FAMILY, 2);                  /* AF_INET */
-    g->mem[fg_pa(g, sk + SK_STATE)] = state;
-    fg_wv32(g, sk + SK_TYPE, 1);                    /* SOCK_STREAM */
-    fg_wv32(g, sk + SK_PROTOCOL, 6);
-    fg_wv32(g, sk + SK_UID, 1000);
-    fg_wv64(g, so + SOCKET_SK, sk);
+    uint64_t so = fg_tcp_sock(&e->g, saddr, sport, state);
+    assert_true(so != 0);
     return so;
 }
 
@@ -618,14 +471,14 @@ static void test_sockets(void **state)
      * socket is still listed, the file says it is incomplete. */
     fg_wv64(&e.g, arr + 5 * 8, sock_file(&e, 0x1234, 5555));
     uint64_t so2 = tcp_sock(&e, 0x0100007f, 7002, 0x0a);
-    fg_wv64(&e.g, so2 + SOCKET_SK, fg_va(&e.g, FG_MEM + 0x80000));
+    fg_wv64(&e.g, so2 + FX_SOCKET_SK, fg_va(&e.g, FG_MEM + 0x80000));
     fg_wv64(&e.g, arr + 6 * 8, sock_file(&e, so2, 5556));
     uint64_t so3 = tcp_sock(&e, 0x0100007f, 7003, 0x0a);
-    fg_wv64(&e.g, so3 + SOCKET_SK, 0x7f0000001000ull);
+    fg_wv64(&e.g, so3 + FX_SOCKET_SK, 0x7f0000001000ull);
     fg_wv64(&e.g, arr + 7 * 8, sock_file(&e, so3, 5557));
     /* A socket's sock in memory that is not there: its family unreadable. */
     uint64_t so4 = tcp_sock(&e, 0x0100007f, 7004, 0x0a);
-    fg_wv64(&e.g, so4 + SOCKET_SK, fg_va(&e.g, FG_MEM - 8));
+    fg_wv64(&e.g, so4 + FX_SOCKET_SK, fg_va(&e.g, FG_MEM - 8));
     fg_wv64(&e.g, arr + 8 * 8, sock_file(&e, so4, 5558));
     linux_os_flush(e.os);
     t = linux_os_net(e.os, "tcp", &len);
@@ -647,6 +500,35 @@ static void test_sockets(void **state)
     env_free(&e);
 }
 
+/* fuzz_linux.c's starting guest (fg_fx_populate): every table as built. */
+static void test_fx_populate(void **state)
+{
+    (void)state;
+    struct env e;
+    env_build(&e);
+    assert_true(fg_fx_populate(&e.g, e.app));
+    env_open(&e);
+    size_t len;
+    char *t = linux_os_dmesg(e.os, &len);
+    assert_non_null(t);
+    assert_string_equal(t, "[    1.500000] hello\n[    2.000001] two\n[    2.000001] lines\n"
+                           "[    3.000000] three\n");
+    free(t);
+    struct listing l;
+    listing_of(&e, &l);
+    assert_int_equal(l.complete, 1);
+    for (int pid = 1; pid <= 9; pid++)
+        if (row_of(&l, pid))
+            assert_string_equal(flags_of(&l, pid), "");
+    json_object_put(l.top);
+    t = linux_os_net(e.os, "tcp", &len);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "0100007F:1B59 00000000:0000 0A"));
+    assert_null(strstr(t, "# incomplete"));
+    free(t);
+    env_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -656,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_pidtable),
         cmocka_unit_test(test_pidtable_deep),
         cmocka_unit_test(test_sockets),
+        cmocka_unit_test(test_fx_populate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,7 +10,9 @@
  * Input layout (little-endian):
  *   byte 0      bit 0: 5-level paging; bit 1: the pre-6.1 layout (mm->mmap
  *               list, no maple tree); bit 2: the source has a vCPU whose
- *               CR3 is the kernel root
+ *               CR3 is the kernel root; bit 3: the guest also has a printk
+ *               ring, a pid table and a socket (fuzz_linux_guest_fx.h),
+ *               whose image variables the image patches then reach too
  *   then        12-byte patches: u32 where, u64 value.  where bit 31: the
  *               kernel image's first 40 KiB (page tables, banner,
  *               init_task), else the slab (tasks, creds, mms, VMAs, maple
@@ -23,13 +25,13 @@
 #include <string.h>
 
 #include "core/os/linux/linux.h"
-#include "tests/fuzz/fuzz_linux_guest.h"
+#include "tests/fuzz/fuzz_linux_guest_fx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Pristine guests, built once per variant. */
-static struct fg pristine[4];
-static bool built[4];
+static struct fg pristine[8];
+static bool built[8];
 static uint8_t *work;
 
 static uint64_t le(const uint8_t *p, int n)
@@ -44,11 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    unsigned variant = data[0] & 3;
-    bool vcpu = data[0] & 4;
+    unsigned variant = (data[0] & 3) | (data[0] & 8) >> 1;
+    bool vcpu = data[0] & 4, fx = data[0] & 8;
     if (!built[variant]) {
+        uint64_t app;
         if (!fg_init(&pristine[variant], variant & 1, variant & 2) ||
-            !fg_populate(&pristine[variant], NULL, NULL))
+            !fg_populate(&pristine[variant], &app, NULL) ||
+            (fx && (!fg_fx_profile(&pristine[variant]) ||
+                    !fg_fx_populate(&pristine[variant], app))))
             abort();
         built[variant] = true;
     }
@@ -62,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint32_t where = (uint32_t)le(data + i, 4);
         uint64_t value = le(data + i + 4, 8);
         uint64_t base = (where & 0x80000000u) ? FG_IMG : FG_SLAB;
-        uint64_t len = (where & 0x80000000u) ? FG_X_END : g.slab - FG_SLAB;
+        uint64_t len = (where & 0x80000000u) ? (fx ? FX_X_END : FG_X_END) : g.slab - FG_SLAB;
         uint64_t off = base + (where & 0x3fffffffu) % len;
         if (where & 0x40000000u)
             work[off] = (uint8_t)value;
@@ -100,7 +105,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(linux_os_dmesg(os, &klen));
         free(linux_os_kcmdline(os, &klen));
         free(linux_os_mounts(os, &klen));
-        free(linux_os_net(os, "tcp", &klen));
+        char *n = linux_os_net(os, "tcp", &klen);
+        if (n && strlen(n) != klen)
+            abort();
+        free(n);
+        free(linux_os_net(os, "udp", &klen));
         free(linux_os_net(os, "unix", &klen));
         free(linux_os_processes_json(os, &klen));
         free(linux_os_processes_csv(os, &klen));

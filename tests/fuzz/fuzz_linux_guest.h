@@ -120,6 +120,10 @@ struct fg {
     struct isf *isf;
     /* Things the builders share. */
     uint64_t root_mount, root_dentry, special_ops;
+    /* Extra profile text for fg_reload_isf (a test's own structures):
+     * members appended to task_struct and file, types to user_types,
+     * symbols. */
+    const char *x_task, *x_file, *x_types, *x_syms;
 };
 
 /* ---- the driver --------------------------------------------------------- */
@@ -293,6 +297,22 @@ FG_FN void fj(struct fg_json *j, const char *fmt, ...)
     j->len += (size_t)n;
 }
 
+/* Text of any length, as is (fj's buffer is bounded); NULL: nothing. */
+FG_FN void fg_raw(struct fg_json *j, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (!n)
+        return;
+    if (j->len + n + 1 > j->cap) {
+        j->cap = (j->len + n + 1) * 2;
+        j->p = realloc(j->p, j->cap);
+        if (!j->p)
+            abort();
+    }
+    memcpy(j->p + j->len, s, n + 1);
+    j->len += n;
+}
+
 FG_FN void fg_b64(const uint8_t *in, size_t n, char *out)
 {
     static const char t[] =
@@ -365,6 +385,7 @@ FG_FN void fg_build_isf(struct fg *g)
     fg_field(&j, &ff, "comm", T_COMM, ARR(16, BASE("char")));
     fg_field(&j, &ff, "signal", T_SIGNAL, PTR("signal_struct"));
     fg_field(&j, &ff, "files", T_FILES, PTR("files_struct"));
+    fg_raw(&j, g->x_task);
     fj(&j, "}}");
     fg_type_begin(&j, &ft, "module", MOD_SIZE, &ff);
     fg_field(&j, &ff, "state", 0, UI);
@@ -445,6 +466,7 @@ FG_FN void fg_build_isf(struct fg *g)
     fg_type_begin(&j, &ft, "file", 0x40, &ff);
     fg_field(&j, &ff, "f_path", F_MNT, STRUCT("path"));
     fg_field(&j, &ff, "f_inode", F_INODE, PTR("inode"));
+    fg_raw(&j, g->x_file);
     fj(&j, "}}");
     fg_type_begin(&j, &ft, "hlist_bl_node", 16, &ff);
     fg_field(&j, &ff, "next", 0, PTR("hlist_bl_node"));
@@ -481,6 +503,7 @@ FG_FN void fg_build_isf(struct fg *g)
     fg_type_begin(&j, &ft, "vm_special_mapping", 0x20, &ff);
     fg_field(&j, &ff, "name", 0, VPTR);
     fj(&j, "}}");
+    fg_raw(&j, g->x_types);
     fj(&j, "},\"enums\":{},\"symbols\":{");
     uint8_t banner[sizeof FG_BANNER + 1];
     memcpy(banner, FG_BANNER, sizeof FG_BANNER);     /* "...\n\0" */
@@ -493,6 +516,7 @@ FG_FN void fg_build_isf(struct fg *g)
     fj(&j, "\"__pgtable_l5_enabled\":{\"address\":%llu},", (unsigned long long)(FG_KMAP + FG_X_L5));
     fj(&j, "\"special_mapping_name\":{\"address\":%llu},", (unsigned long long)(FG_KMAP + FG_X_SMN));
     fj(&j, "\"modules\":{\"address\":%llu}", (unsigned long long)(FG_KMAP + FG_X_MODULES));
+    fg_raw(&j, g->x_syms);
     fj(&j, "}}");
     g->isf_json = j.p;
     g->isf_len = j.len;
@@ -579,6 +603,20 @@ FG_FN bool fg_init(struct fg *g, bool la57, bool mmap_list)
         return false;
     }
     return true;
+}
+
+/* The profile again, with g->x_task, x_file, x_types, x_syms (each starting with
+ * a comma: they follow the base profile's last member, type, symbol). */
+FG_FN bool fg_reload_isf(struct fg *g)
+{
+    isf_free(g->isf);
+    free(g->isf_json);
+    fg_build_isf(g);
+    char err[256];
+    g->isf = isf_load_buffer(g->isf_json, g->isf_len, "fake.json", err, sizeof err);
+    if (!g->isf)
+        fprintf(stderr, "fake ISF: %s\n", err);
+    return g->isf != NULL;
 }
 
 FG_FN void fg_fini(struct fg *g)

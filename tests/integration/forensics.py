@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""forensics.py VMEMFS CAPTURE_DIR SYMBOLS_DIR [DUMP] - the responder's files
+"""forensics.py VMEMFS CAPTURE_DIR SYMBOLS_DIR [DUMP [QMP2]] - the responder's files
 (issue 11) of a real guest against what the guest said of itself (the FX
 lines of truth.txt, printed by contrib/guest/init from its own /proc):
 
@@ -17,18 +17,30 @@ lines of truth.txt, printed by contrib/guest/init from its own /proc):
     /proc/net/* shows it (address, port, state, uid, inode);
   - processes.json and .csv have a row per process of proc/ with the
     guest's pid, ppid, name, uid, command line; nothing is flagged hidden.
+
+DUMP is a file in CAPTURE_DIR or a VM spec (qemu:QMP_SOCKET: the same guest
+running, CAPTURE_DIR being qemu_boot.py's --out).  With QMP2 (a second QMP
+socket of that QEMU) the files are also seen to follow the running guest
+(the mount is -o rw for this):
+  - kernel/dmesg: an NMI injected through QMP makes the guest's kernel log
+    two lines (its console prints them); a later open of kernel/dmesg has
+    them, exactly, while a descriptor opened before keeps its snapshot;
+  - environ: 13 bytes of the socket holder's environment rewritten through
+    its vmem; a later open of environ shows them.
 """
 import csv
 import json
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vmemfs_test import Checks, Mount  # noqa: E402
 
 vmemfs, cap, symbols = sys.argv[1], sys.argv[2], sys.argv[3]
 dump = sys.argv[4] if len(sys.argv) > 4 else "guest.elf"
+qmp2 = sys.argv[5] if len(sys.argv) > 5 else None
 spec = dump if ":" in dump else "file:" + os.path.join(cap, dump)
 c = Checks("forensics[%s %s]" % (os.path.basename(cap), dump.split(",")[0]))
 
@@ -91,7 +103,67 @@ def read(*p):
         return f.read()
 
 
+def live_refresh(netpid):
+    """The files of a running guest follow it (QMP2 given)."""
+    from live_common import QMP, wait_until     # noqa: E402 - live runs only
+    q = QMP(qmp2)
+    try:
+        serial = os.path.join(cap, "serial.log")
+        nmi_re = re.compile(r"\[ *[0-9]+\.[0-9]+\] (Uhhuh\. NMI|Dazed and confused).*")
+
+        def console_nmi():
+            with open(serial, errors="replace") as f:
+                return [mo[0] for mo in nmi_re.finditer(f.read())]
+        n0 = len(console_nmi())
+        old = os.open(m.path("g", "kernel", "dmesg"), os.O_RDONLY)
+        try:
+            before = os.pread(old, 1 << 22, 0)
+            t0 = time.monotonic()
+            q.cmd("inject-nmi")
+            want = wait_until(lambda: len(console_nmi()) >= n0 + 2 and console_nmi(), 60)
+            c.ok(want, "the guest's console printed the NMI's two lines")
+            want = want or ["(none)"] * (n0 + 2)
+
+            def nmi_in_dmesg():
+                dm = read("kernel", "dmesg").decode(errors="replace").splitlines()
+                return [l for l in dm if nmi_re.fullmatch(l)]
+            got = wait_until(lambda: len(nmi_in_dmesg()) >= len(want) and nmi_in_dmesg(), 30, 0.2)
+            print("  kernel/dmesg had the NMI's lines %.1f s after it" % (time.monotonic() - t0))
+            c.eq(got, want, "kernel/dmesg has the NMI's lines")
+            c.eq(os.pread(old, 1 << 22, 0), before, "kernel/dmesg opened before keeps its snapshot")
+        finally:
+            os.close(old)
+    finally:
+        q.close()
+
+    # The socket holder's environment, rewritten in its stack (where the
+    # kernel put it) through vmem.
+    mark, new = b"VMEMFS_FX=forensics-env", b"VMEMFS_FX=rewritten-env"
+    c.ok(mark in read("proc", str(netpid), "environ"), "the holder's environ has %r" % mark)
+    where = None
+    for l in read("proc", str(netpid), "maps").decode().splitlines():
+        if l.endswith("[stack]"):
+            lo, hi = (int(x, 16) for x in l.split()[0].split("-"))
+            fd = os.open(m.path("g", "proc", str(netpid), "vmem"), os.O_RDWR)
+            try:
+                top = max(lo, hi - (256 << 10))
+                at = os.pread(fd, hi - top, top).rfind(mark)
+                if at >= 0:
+                    where = top + at
+                    c.eq(os.pwrite(fd, new, where), len(new), "write through vmem")
+            finally:
+                os.close(fd)
+    if c.ok(where is not None, "the environment found in the holder's [stack]"):
+        t0 = time.monotonic()
+        got = wait_until(lambda: new in read("proc", str(netpid), "environ"), 30, 0.2)
+        print("  proc/%d/environ showed the rewrite %.1f s after it" % (netpid, time.monotonic() - t0))
+        c.ok(got, "proc/%d/environ shows the rewritten bytes" % netpid)
+        c.ok(mark not in read("proc", str(netpid), "environ"), "and not the old ones")
+
+
 opt = ["--symbols", symbols] if os.path.isdir(symbols) else ["--profile", symbols]
+if qmp2:
+    opt += ["-o", "rw"]
 with Mount(vmemfs, [("g", spec)], extra=opt) as m:
     c.ok(os.path.isdir(m.path("g", "proc")), "proc/ exists: " + m.output().strip()[-400:])
     netpid = pids[1]
@@ -185,6 +257,8 @@ with Mount(vmemfs, [("g", spec)], extra=opt) as m:
     byp = {r["pid"]: r for r in rows}
     for pid, (ppid, uid, name) in procs.items():
         r = byp.get(pid)
+        if r is None and ppid == 2 and name.startswith("kworker/"):
+            continue            # an idle worker thread may exit at any time
         if c.ok(r is not None, "processes.json has pid %d" % pid):
             # A kworker's /proc name adds its workqueue: comm is the prefix.
             c.ok((r["ppid"], r["uid"]) == (ppid, uid) and name.startswith(r["name"]),
@@ -197,4 +271,7 @@ with Mount(vmemfs, [("g", spec)], extra=opt) as m:
     crow = list(csv.DictReader(read("processes.csv").decode().splitlines()))
     c.eq([(int(r["pid"]), r["name"], r["cmdline"]) for r in crow],
          [(r["pid"], r["name"], r["cmdline"]) for r in rows], "processes.csv = processes.json")
+    if qmp2:
+        live_refresh(netpid)
+    c.ok(m.alive(), "vmemfs alive")
 c.finish()

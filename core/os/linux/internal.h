@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -142,6 +143,7 @@ struct snap {
     struct vmem_procs pub;
     atomic_int refs;
     uint64_t taken_ns;
+    int pidtable;                   /* lx_pidtable_compare's answer */
 };
 
 struct linux_os {
@@ -282,8 +284,16 @@ bool lx_read_task(struct linux_os *os, uint64_t gva, struct vmem_proc *t);
 
 /* ---- pidns.c ------------------------------------------------------------ */
 /* Compare the task list in l with init_pid_ns's pid table: flag the tasks
- * the table lacks, add (flagged) the leaders only the table has. */
-void lx_pidtable_compare(struct linux_os *os, struct vmem_procs *l);
+ * the table lacks, add (flagged) the leaders only the table has.  1: the
+ * table was read whole; 0: not (a bad node, a loop, a bound: only what was
+ * found is compared, nothing is flagged as missing from it); -1: the
+ * profile has no pid table. */
+int lx_pidtable_compare(struct linux_os *os, struct vmem_procs *l);
+/* The snapshot l is (linux_os_tasks's), as the struct holding it. */
+static inline const struct snap *lx_snap_of(const struct vmem_procs *l)
+{
+    return (const struct snap *)((const char *)l - offsetof(struct snap, pub));
+}
 /* Every struct pid in init_pid_ns.idr, in index order; false when the
  * tree could not be read whole (a bad node, a loop, a bound). */
 bool lx_pidtable_walk(struct linux_os *os, void (*fn)(void *ctx, uint64_t pid), void *ctx);

@@ -5,6 +5,10 @@
  *   threads, start_ticks (clock ticks since boot, as /proc/<pid>/stat),
  *   kernel_thread, dtb, task, cmdline (arguments joined by spaces), flags
  *   (a list: "hidden_from_task_list", "not_in_pid_table").
+ * The JSON's top level also says process_list_truncated (the task list
+ * walk stopped early) and pid_table_complete (false: the pid table could
+ * not be read whole, so no process is flagged "not_in_pid_table"; null: the
+ * profile has none).
  * An id or time the profile cannot give is null (JSON) or empty (CSV).
  */
 #include <errno.h>
@@ -104,6 +108,9 @@ char *linux_os_processes_json(struct linux_os *os, size_t *len)
     json_object *top = json_object_new_object();
     json_object_object_add(top, "processes", arr);
     json_object_object_add(top, "process_list_truncated", json_object_new_boolean(l->truncated));
+    int pt = lx_snap_of(l)->pidtable;
+    json_object_object_add(top, "pid_table_complete", pt < 0 ? NULL
+                           : json_object_new_boolean(pt == 1));
     linux_tasks_put(os, l);
     const char *s = json_object_to_json_string_ext(top, JSON_C_TO_STRING_PRETTY |
                                                    JSON_C_TO_STRING_NOSLASHESCAPE);

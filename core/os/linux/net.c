@@ -8,7 +8,10 @@
  * socket, sock_common and unix_sock members read here did not.  So sockets
  * no process holds (TIME_WAIT, kernel sockets) are not listed, and the
  * columns that need protocol state (tx/rx queues, timers, retransmits) are
- * 0; sl numbers the rows.  Columns after inode are left out.
+ * 0; sl numbers the rows.  Columns after inode are left out.  A socket
+ * whose structures cannot be read (a wild pointer), a descriptor table or
+ * task list walk that stopped early, each makes the file end with a
+ * "# incomplete: ..." line: a socket may be missing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,7 +29,7 @@ struct net_ctx {
     int family, proto;                          /* proto: 6 tcp, 17 udp, 0 unix */
     struct addrset seen;
     struct sbuf *out;
-    unsigned row;
+    unsigned row, unreadable;
     uint64_t sockops;
 };
 
@@ -38,16 +41,22 @@ static void sock_line(void *vctx, unsigned fd, uint64_t file, bool cloexec)
     struct linux_os *os = c->os;
     const struct lx_offsets *o = &os->o;
     uint64_t fop = 0, sock = 0, sk = 0, inode = 0, ino = 0;
-    if (lx_kfieldptr(os, file, o->file_op, &fop) < 0 || fop != c->sockops ||
-        lx_kfieldptr(os, file, o->file_private, &sock) < 0 || !lx_kptr_ok(os, sock) ||
-        lx_kfieldptr(os, sock, o->socket_sk, &sk) < 0 || !lx_kptr_ok(os, sk) ||
-        addrset_add(&c->seen, sk) != 1)
+    if (lx_kfieldptr(os, file, o->file_op, &fop) < 0 || fop != c->sockops)
+        return;                                 /* not a socket (or unreadable: fds says) */
+    if (lx_kfieldptr(os, file, o->file_private, &sock) < 0 || !lx_kptr_ok(os, sock) ||
+        lx_kfieldptr(os, sock, o->socket_sk, &sk) < 0 || !lx_kptr_ok(os, sk)) {
+        c->unreadable++;
         return;
+    }
+    if (addrset_add(&c->seen, sk) != 1)
+        return;                                 /* shared by descriptors: once */
     uint8_t b[40];
     uint16_t family = 0, type = 0, proto = 0;
     uint8_t state = 0;
-    if (lx_kread(os, sk + (uint64_t)o->sk_family, b, 2) < 0)
+    if (lx_kread(os, sk + (uint64_t)o->sk_family, b, 2) < 0) {
+        c->unreadable++;
         return;
+    }
     family = (uint16_t)(b[0] | b[1] << 8);
     if (family != c->family)
         return;
@@ -163,13 +172,17 @@ char *linux_os_net(struct linux_os *os, const char *which, size_t *len)
     bool cut_any = false;
     for (size_t i = 0; l && i < l->n; i++) {
         bool cut = false;
-        if (!l->proc[i].kernel_thread)
-            lx_fd_walk(os, l->proc[i].task_gva, sock_line, &c, &cut);
+        if (!l->proc[i].kernel_thread &&
+            lx_fd_walk(os, l->proc[i].task_gva, sock_line, &c, &cut) == -EIO)
+            cut = true;                         /* its table cannot be read */
         cut_any |= cut;
     }
+    if (!l || l->truncated || cut_any || c.unreadable)
+        sb_printf(&out, "# incomplete: %s%s%u sockets could not be read\n",
+                  !l ? "no process list; " : l->truncated ? "the task list was cut short; " : "",
+                  cut_any ? "a descriptor table was cut short; " : "", c.unreadable);
     if (l)
         linux_tasks_put(os, l);
     addrset_free(&c.seen);
-    (void)cut_any;
     return sb_finish(&out, len);
 }

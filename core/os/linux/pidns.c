@@ -132,21 +132,28 @@ static void on_pid(void *ctx, uint64_t pid)
                          vm_name(os->vm), t.pid, t.comm, task);
 }
 
-void lx_pidtable_compare(struct linux_os *os, struct vmem_procs *l)
+int lx_pidtable_compare(struct linux_os *os, struct vmem_procs *l)
 {
     const struct lx_offsets *o = &os->o;
-    if (o->pid_tasks == NONE || o->task_pid_links == NONE || !l->proc)
-        return;
+    if (o->pid_tasks == NONE || o->task_pid_links == NONE || !lx_sym(os, "init_pid_ns"))
+        return -1;
+    if (!l->proc)
+        return 0;
     struct cmp_ctx c = {.os = os, .l = l, .listed = l->n, .cap = l->n};
     c.found = calloc(l->n + 1, sizeof *c.found);
     if (!c.found)
-        return;
+        return 0;
     qsort(l->proc, l->n, sizeof *l->proc, cmp_gva);
     bool whole = lx_pidtable_walk(os, on_pid, &c);
+    if (!whole)
+        vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the pid table (init_pid_ns.idr) "
+                             "could not be read whole (a bad node, a loop or a bound): "
+                             "no process is flagged as missing from it", vm_name(os->vm));
     /* Only a table read whole can say a process is missing from it. */
     for (size_t i = 0; whole && !l->truncated && i < c.listed; i++)
         if (!c.found[i])
             l->proc[i].flags |= LINUX_TASK_NOT_IN_PID_TABLE | VMEM_PROC_HIDDEN;
     free(c.found);
     addrset_free(&c.leaders);
+    return whole && !c.oom;
 }

@@ -8,8 +8,11 @@
  * prints every finalized record as `dmesg` does: "[%5lu.%06lu] " before
  * each line of its text.  The guest controls every index: ids are checked
  * against the descriptor's own state word, text positions against the data
- * ring, and the walk stops after 2^count_bits records or PRB_TEXT_MAX
- * bytes of text.
+ * ring, and the walk stops after 2^count_bits (at most PRB_RECORDS_MAX)
+ * records, PRB_TEXT_MAX bytes of text, or PRB_UNREADABLE_RUN descriptors
+ * in a row that cannot be read (a wild descs pointer).  A record that
+ * cannot be read is left out, not printed empty, and counted in a last
+ * "# incomplete: ..." line.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +23,7 @@
 #include "core/util/log.h"
 
 #define DESC_FINALIZED   2u                     /* 2 state bits atop the id */
+#define PRB_UNREADABLE_RUN 4096u
 
 struct ring {
     uint64_t descs, infos, data;
@@ -120,20 +124,29 @@ char *linux_os_dmesg(struct linux_os *os, size_t *len)
     head &= idmask;
     tail &= idmask;
     uint64_t span = (head - tail) & idmask;
-    if (span >= count) {
+    const uint64_t max_span = (count < PRB_RECORDS_MAX ? count : PRB_RECORDS_MAX) - 1;
+    if (span > max_span) {                      /* a lap or more: the newest */
         skipped++;
-        tail = (head - count + 1) & idmask;
-        span = count - 1;
+        tail = (head - max_span) & idmask;
+        span = max_span;
     }
-    for (uint64_t k = 0; k <= span && out.len < PRB_TEXT_MAX && !out.oom; k++) {
+    unsigned unreadable_run = 0;
+    bool cut = false;
+    for (uint64_t k = 0; k <= span && !out.oom; k++) {
+        if (out.len >= PRB_TEXT_MAX || unreadable_run >= PRB_UNREADABLE_RUN) {
+            cut = true;
+            break;
+        }
         uint64_t id = (tail + k) & idmask, idx = id & (count - 1);
         uint8_t d[64], info[128];
         if (o->desc_size > sizeof d || o->info_size > sizeof info ||
             lx_kread(os, r.descs + idx * o->desc_size, d, o->desc_size) < 0 ||
             lx_kread(os, r.infos + idx * o->info_size, info, o->info_size) < 0) {
             skipped++;
+            unreadable_run++;
             continue;
         }
+        unreadable_run = 0;
         uint64_t sv = lx_ldptr(os, d + o->desc_state_var);
         if ((sv & idmask) != id || sv >> shift != DESC_FINALIZED) {
             if ((sv & idmask) != id)
@@ -146,13 +159,12 @@ char *linux_os_dmesg(struct linux_os *os, size_t *len)
         uint16_t tl = (uint16_t)(info[o->info_text_len] | info[o->info_text_len + 1] << 8);
         size_t n = 0;
         char *text = block_text(os, &r, begin, next, tl, &n);
-        if (!text) {
-            if (tl)
-                skipped++;
-            text = strdup("");
-            if (!text)
-                break;
+        if (!text && tl) {                      /* its text is gone or wild */
+            skipped++;
+            continue;
         }
+        if (!text && !(text = strdup("")))
+            break;
         /* Every line of the record gets the prefix (record_print_text). */
         size_t s = 0;
         do {
@@ -169,9 +181,11 @@ char *linux_os_dmesg(struct linux_os *os, size_t *len)
         } while (s < n);
         free(text);
     }
-    if (skipped)
-        sb_printf(&out, "# vmemfs: %u records of the ring could not be read or were being "
-                  "overwritten\n", skipped);
+    if (skipped || cut)
+        sb_printf(&out, "# incomplete: %u records of the printk ring could not be read or "
+                  "were being overwritten%s\n", skipped,
+                  cut ? "; the walk stopped early (text bound or a run of unreadable "
+                        "descriptors)" : "");
     return sb_finish(&out, len);
 }
 

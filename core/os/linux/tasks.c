@@ -204,7 +204,7 @@ static struct snap *walk_tasks(struct linux_os *os)
         vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list names pid %u "
                              "more than once (a corrupt or hostile list): the "
                              "first one stays", vm_name(os->vm), dup_pid);
-    lx_pidtable_compare(os, &s->pub);
+    s->pidtable = lx_pidtable_compare(os, &s->pub);
     qsort(s->pub.proc, s->pub.n, sizeof *s->pub.proc, cmp_task);
     if (s->pub.truncated)
         vmem_log_ratelimited(os, LOG_WARNING, "VM '%s': the task list walk stopped "

@@ -69,6 +69,12 @@ done
 
 mkdir -p "$CACHE"
 CACHE=$(cd "$CACHE" && pwd)
+# Tests run in parallel (ctest -j): one builder of a cache at a time, the
+# others wait and then find it up to date.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$CACHE/.lock"
+    flock 9
+fi
 
 pkg_available() {
     apt-cache show --no-all-versions "$1" 2>/dev/null | grep -q '^Version:'

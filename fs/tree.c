@@ -307,7 +307,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct vmemfs *fs = fs_of(req);
     struct stat st;
     struct fs_vm *fv = fv_of_ino(fs, ino);
-    if (ino != FUSE_ROOT_ID && !fv) {
+    if (ino != FUSE_ROOT_ID && ino_kind(ino) != K_GROUPDIR && !fv) {
         fuse_reply_err(req, ENOENT);
         return;
     }

@@ -1,6 +1,6 @@
 /*
  * fuzz_btf_isf.c - libFuzzer target for profiles made from BTF
- * (core/btf_isf.c): the input is a kernel image as a user may hand it to
+ * (core/profile/kimage.c, btf_isf.c, btf_isf_write.c): the input is a kernel image as a user may hand it to
  * vmemfs-profile (raw BTF, an ELF vmlinux, a bzImage, a compressed
  * vmlinux).  When it opens, a profile is generated from it and must load
  * back with vmemfs's own ISF loader: a profile we write and cannot read is

@@ -1,6 +1,7 @@
 /*
- * fuzz_isf.c - libFuzzer target for the ISF profile loader (core/isf.c):
- * the input is a profile (JSON, or xz/gzip of one) as a user or a symbols
+ * fuzz_isf.c - libFuzzer target for the ISF profile loader
+ * (core/profile/isf_load.c, isf_scan.c; lookups in isf.c): the input is a
+ * profile (JSON, or xz/gzip of one) as a user or a symbols
  * directory might hand us.  Loads it, asks every kind of question of what
  * loaded, and reads its banner the cheap way (the path isf_find_by_banner
  * takes on every file of a directory).  Must never crash or leak.

@@ -1,6 +1,6 @@
 /*
  * fuzz_kdump.c - libFuzzer target for the kdump-compressed parser
- * (drivers/file/kdump.c): parse the input as a dump (plain or flattened),
+ * (drivers/file/kdump*.c): parse the input as a dump (plain or flattened),
  * then read a bounded set of frames: the first pages, both ends of every
  * RAM range, and pfns picked by the input's own bytes.
  *

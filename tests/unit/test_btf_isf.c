@@ -1,6 +1,6 @@
 /*
  * test_btf_isf.c - profiles made from BTF and a symbol list
- * (core/btf_isf.c): a BTF built here with libbpf, symbol-list parsing, the
+ * (core/profile/btf_isf*.c, kimage.c, ksyms_text.c): a BTF built here with libbpf, symbol-list parsing, the
  * KASLR shift, kernel images (raw BTF, ELF, gzip/xz/lz4 bzImage) made
  * here, hostile images, and - when Debian's vmlinuz and the shared
  * dwarf2json profile of the same kernel are both at hand - the offsets of

@@ -1,5 +1,5 @@
 /*
- * test_isf.c - the ISF profile loader (core/isf.c): small profiles written
+ * test_isf.c - the ISF profile loader (core/profile/isf*.c): small profiles written
  * by the test (plain, xz, gzip), every lookup, banner decoding, the search
  * of a nested symbols directory by banner, hostile documents, and the real
  * Debian 6.1 profile from ../shared/isf when it is there (skipped, saying

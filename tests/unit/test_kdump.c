@@ -1,6 +1,6 @@
 /*
  * test_kdump.c - unit tests of the kdump-compressed parser
- * (drivers/file/kdump.c).
+ * (drivers/file/kdump.c, kdump_flat.c, kdump_pages.c).
  *
  * The tests carry their own small kdump writer, following the layout
  * makedumpfile and QEMU write (64- and 32-bit headers, either byte order,

@@ -182,6 +182,20 @@ static bool parse_pid(const char *name, uint32_t *pid)
     return true;
 }
 
+/* What of a row's name n lies below the directory dir[0, dlen) at depth
+ * (depth 0: all of it), or NULL when the row is absent or elsewhere. */
+static const char *row_rest(const char *n, const char *dir, size_t dlen,
+                            unsigned depth)
+{
+    if (!n)
+        return NULL;
+    if (!depth)
+        return n;
+    if (strncmp(n, dir, dlen) != 0 || n[dlen] != '/')
+        return NULL;
+    return n + dlen + 1;
+}
+
 /* The inode of `name` in a directory of one OS table: the directory at
  * depth with path dir[0, dlen) (depth 0: the table's top), a row file or
  * a deeper directory of rows; 0 when there is none. */
@@ -195,14 +209,9 @@ static fuse_ino_t row_lookup(const struct vmem_os *os, unsigned tbl, size_t slot
         if (!row)
             break;
         const char *n = row_name(os, row);
-        if (!n)
+        const char *rest = row_rest(n, dir, dlen, depth);
+        if (!rest)
             continue;
-        const char *rest = n;
-        if (depth) {
-            if (strncmp(n, dir, dlen) != 0 || n[dlen] != '/')
-                continue;
-            rest = n + dlen + 1;
-        }
         const char *slash = strchr(rest, '/');
         size_t cl = slash ? (size_t)(slash - rest) : strlen(rest);
         if (cl != nl || strncmp(rest, name, nl) != 0)
@@ -390,14 +399,9 @@ static int add_rows(fuse_req_t req, struct dir_handle *d, const struct vmem_os *
         if (!row)
             break;
         const char *n = row_name(os, row);
-        if (!n)
+        const char *rest = row_rest(n, dir, dlen, depth);
+        if (!rest)
             continue;
-        const char *rest = n;
-        if (depth) {
-            if (strncmp(n, dir, dlen) != 0 || n[dlen] != '/')
-                continue;
-            rest = n + dlen + 1;
-        }
         const char *slash = strchr(rest, '/');
         if (!slash) {
             if (vmem_os_file_applies(row, p))

@@ -2,6 +2,7 @@
  * btf_mem.c - a kernel profile from the guest's own BTF and kallsyms (see
  * btf_mem.h for the steps and the checks).
  */
+#include "core/util/log.h"
 #include "core/profile/btf_mem.h"
 
 #include <errno.h>
@@ -27,17 +28,8 @@
 #define LINK_TEXT_I386 0xc1000000ull          /* PAGE_OFFSET + 16 MiB */
 #define NO_BTF "no BTF: this kernel was built without CONFIG_DEBUG_INFO_BTF"
 
-static void say(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
+/* One message line: vmem_errf (core/util/log.h). */
+#define say vmem_errf
 
 static uint32_t le32(const uint8_t *p)
 {

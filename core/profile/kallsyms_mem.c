@@ -2,6 +2,7 @@
  * kallsyms_mem.c - decoding the kernel's kallsyms tables from guest memory
  * (see kallsyms_mem.h for the layouts and how they are found).
  */
+#include "core/util/log.h"
 #include "core/profile/kallsyms_mem.h"
 
 #include <errno.h>
@@ -17,17 +18,8 @@
 #define SIG_TRIES 512               /* token-table signatures tried per buffer */
 #define NAMES_BACK_MAX (256u * 600u) /* bytes the last 256 names may take */
 
-static void say(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(char *buf, size_t len, const char *fmt, ...)
-{
-    if (!buf || !len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
+/* One message line: vmem_errf (core/util/log.h). */
+#define say vmem_errf
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t rd32(const uint8_t *p)

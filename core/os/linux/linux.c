@@ -116,8 +116,9 @@ struct linux_os *linux_os_open(struct vm *vm, const struct vmem_os_options *opt,
         else if (s.tries == 0)
             snprintf(why, whylen, "no Linux kernel banner in physical memory");
         else if (!os->isf && s.mp_why[0] && !s.last_why[0] && opt->symbols_dir)
-            snprintf(why, whylen, "no profile in %s matches '%.120s'; from guest "
-                     "memory: %s", opt->symbols_dir, s.first_unmatched, s.mp_why);
+            snprintf(why, whylen, "no profile in %s (%zu files) matches '%.120s'; "
+                     "from guest memory: %s", opt->symbols_dir, s.dir.n,
+                     s.first_unmatched, s.mp_why);
         else if (!os->isf && s.mp_why[0] && !s.last_why[0])
             snprintf(why, whylen, "no --symbols or --profile, and from guest memory: %s",
                      s.mp_why);

@@ -123,8 +123,6 @@ struct xen_dom {
     struct xen_p2m *p2m;            /* PV only: current snapshot */
     struct xen_p2m **old_p2m;
     size_t nold_p2m;
-    const unsigned long *m2p;
-    uint64_t m2p_nr;
     bool paused;                    /* by us */
     bool gone;
 };

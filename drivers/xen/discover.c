@@ -10,6 +10,11 @@
  * (the toolstack writes the name right after creating it).  The spec is
  * always "xen:<domid>": a name can be reused by the next domain, an id not
  * while the domain lives.
+ *
+ * A domain is announced again now and then (after 4, 8, ... 64 polls, then
+ * every 64): a domain found while it boots may not open yet (a PV guest has
+ * no p2m before its kernel sets one up), and the sink ignores a name that
+ * is mounted already.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,6 +47,14 @@ static const struct xen_dom_entry *find(const struct xen_dom_entry *v, size_t n,
     return NULL;
 }
 
+/* Is an entry announced `age` polls ago due to be announced again? */
+static bool due_again(unsigned age)
+{
+    if (age > 64)
+        return age % 64 == 0;
+    return age >= 4 && (age & (age - 1)) == 0;
+}
+
 void xen_disc_step(struct xen_disc_state *st, const struct xen_dom_entry *now,
                    size_t n, const struct vmem_discovery_sink *sink)
 {
@@ -56,30 +69,41 @@ void xen_disc_step(struct xen_disc_state *st, const struct xen_dom_entry *now,
         sink->lost(sink->ctx, name);
     }
     struct xen_dom_entry *next = malloc((n ? n : 1) * sizeof *next);
+    unsigned *next_age = malloc((n ? n : 1) * sizeof *next_age);
+    if (!next || !next_age) {
+        free(next);
+        free(next_age);
+        return;                 /* out of memory: the next poll retries */
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         if (!now[i].name[0])
             continue;           /* not named yet: next poll */
         const struct xen_dom_entry *was = find(st->known, st->nknown, now[i].domid);
-        if (!was || strcmp(was->name, now[i].name) != 0) {
+        unsigned age = 0;
+        if (was && strcmp(was->name, now[i].name) == 0)
+            age = st->age[was - st->known] + 1;
+        if (age == 0 || due_again(age)) {
             dir_name(&now[i], name, sizeof name);
             snprintf(spec, sizeof spec, "xen:%u", now[i].domid);
             sink->found(sink->ctx, name, spec);
         }
-        if (next)
-            next[k++] = now[i];
+        next_age[k] = age;
+        next[k++] = now[i];
     }
-    if (!next)
-        return;                 /* out of memory: the next poll retries */
     free(st->known);
+    free(st->age);
     st->known = next;
+    st->age = next_age;
     st->nknown = k;
 }
 
 void xen_disc_state_free(struct xen_disc_state *st)
 {
     free(st->known);
+    free(st->age);
     st->known = NULL;
+    st->age = NULL;
     st->nknown = 0;
 }
 

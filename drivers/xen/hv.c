@@ -3,12 +3,21 @@
  * libxenctrl, libxenforeignmemory, libxenguest (the m2p) and libxenstore.
  * Nothing here decides anything: it translates library calls and their
  * errors (-1 with errno) into the table's -errno contract.
+ *
+ * fork: xenctrl.h says a child must not use the handles of its parent, and
+ * with reason: privcmd mappings (hypercall buffers that libxencall caches,
+ * the m2p) are VM_DONTCOPY, so in the child they are simply gone and the
+ * next hypercall touches an unmapped buffer.  vmemfs opens --vm sources
+ * before it daemonises (fork), so every operation first makes sure the
+ * handles were opened by this process (a generation bumped by an atfork
+ * handler) and opens new ones if not.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include <xenctrl.h>
@@ -20,6 +29,8 @@
 #include "drivers/xen/internal.h"
 
 struct hv {
+    pthread_mutex_t lock;           /* the reopen after a fork */
+    unsigned gen;                   /* fork_gen when the handles were opened */
     xentoollog_logger *log;
     xc_interface *xch;
     xenforeignmemory_handle *fmem;
@@ -34,11 +45,31 @@ static int neg_errno(void)
     return errno ? -errno : -EIO;
 }
 
-static void hv_close(void *h)
+/* Bumped in the child of every fork: handles of an older generation are
+ * the parent's. */
+static unsigned fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void) { __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED); }
+static void atfork_init(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+/* The parent's handles in a child are dropped, not closed: closing would
+ * munmap addresses that in the child are unmapped, and may by now hold a
+ * mapping of ours.  What they leak is a few descriptors, once. */
+static void handles_drop(struct hv *x)
 {
-    struct hv *x = h;
-    if (!x)
+    x->m2p = NULL;
+    x->xs = NULL;
+    x->fmem = NULL;
+    x->xch = NULL;
+    x->log = NULL;
+}
+
+static void handles_close(struct hv *x)
+{
+    if (x->gen != __atomic_load_n(&fork_gen, __ATOMIC_RELAXED)) {
+        handles_drop(x);
         return;
+    }
     if (x->m2p)
         munmap(x->m2p, x->m2p_bytes);
     if (x->xs)
@@ -49,14 +80,12 @@ static void hv_close(void *h)
         xc_interface_close(x->xch);
     if (x->log)
         xtl_logger_destroy(x->log);
-    free(x);
+    handles_drop(x);
 }
 
-int xen_hv_open(void **out, char *err, size_t errlen)
+/* Open the handles (x->gen is the caller's to set, once they work). */
+static int handles_open(struct hv *x, char *err, size_t errlen)
 {
-    struct hv *x = calloc(1, sizeof *x);
-    if (!x)
-        return -ENOMEM;
     /* Library errors become our -errno and one line; its own logger would
      * print a second, less clear one. */
     x->log = (xentoollog_logger *)xtl_createlogger_stdiostream(stderr, XTL_CRITICAL, 0);
@@ -66,14 +95,12 @@ int xen_hv_open(void **out, char *err, size_t errlen)
         snprintf(err, errlen, "xen: cannot open the hypervisor interface "
                  "(/dev/xen/privcmd: not dom0, or xen-privcmd not loaded?): %s",
                  strerror(-rc));
-        hv_close(x);
         return rc;
     }
     x->fmem = xenforeignmemory_open(x->log, 0);
     if (!x->fmem) {
         int rc = neg_errno();
         snprintf(err, errlen, "xen: cannot open foreign memory: %s", strerror(-rc));
-        hv_close(x);
         return rc;
     }
     x->xs = xs_open(XS_OPEN_READONLY);
@@ -82,6 +109,31 @@ int xen_hv_open(void **out, char *err, size_t errlen)
     if (!x->xs) {
         int rc = neg_errno();
         snprintf(err, errlen, "xen: cannot reach xenstore: %s", strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+static void hv_close(void *h)
+{
+    struct hv *x = h;
+    if (!x)
+        return;
+    handles_close(x);
+    pthread_mutex_destroy(&x->lock);
+    free(x);
+}
+
+int xen_hv_open(void **out, char *err, size_t errlen)
+{
+    pthread_once(&atfork_once, atfork_init);
+    struct hv *x = calloc(1, sizeof *x);
+    if (!x)
+        return -ENOMEM;
+    pthread_mutex_init(&x->lock, NULL);
+    x->gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+    int rc = handles_open(x, err, errlen);
+    if (rc < 0) {
         hv_close(x);
         return rc;
     }
@@ -89,9 +141,36 @@ int xen_hv_open(void **out, char *err, size_t errlen)
     return 0;
 }
 
-static int hv_dominfo(void *h, uint32_t domid, struct xen_dominfo *out)
+/* h with handles of this process (see the top of the file), or NULL when
+ * they cannot be opened again (the next call retries). */
+static struct hv *live(void *h)
 {
     struct hv *x = h;
+    unsigned gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&x->gen, __ATOMIC_ACQUIRE) == gen)
+        return x;
+    pthread_mutex_lock(&x->lock);
+    bool ok = true;
+    if (x->gen != gen) {
+        handles_drop(x);
+        char err[256] = "";
+        x->gen = gen;       /* handles_close below closes what did open */
+        if (handles_open(x, err, sizeof err) < 0) {
+            fprintf(stderr, "vmemfs: xen, after fork: %s\n", err);
+            handles_close(x);
+            ok = false;
+        }
+        __atomic_store_n(&x->gen, ok ? gen : gen - 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&x->lock);
+    return ok ? x : NULL;
+}
+
+static int hv_dominfo(void *h, uint32_t domid, struct xen_dominfo *out)
+{
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
     xc_dominfo_t info;
     int n = xc_domain_getinfo(x->xch, domid, 1, &info);
     if (n < 0)
@@ -114,7 +193,11 @@ static int hv_dominfo(void *h, uint32_t domid, struct xen_dominfo *out)
 static void *hv_map(void *h, uint32_t domid, const uint64_t *frames, size_t n,
                     int *err, int *whole)
 {
-    struct hv *x = h;
+    struct hv *x = live(h);
+    if (!x) {
+        *whole = -EIO;
+        return NULL;
+    }
     _Static_assert(sizeof(xen_pfn_t) == sizeof(uint64_t), "64-bit dom0 only");
     void *p = xenforeignmemory_map(x->fmem, domid, PROT_READ, n,
                                    (const xen_pfn_t *)frames, err);
@@ -128,13 +211,18 @@ static void *hv_map(void *h, uint32_t domid, const uint64_t *frames, size_t n,
 
 static void hv_unmap(void *h, void *addr, size_t n)
 {
-    struct hv *x = h;
+    /* A mapping made before a fork is not in the child: nothing to undo. */
+    struct hv *x = live(h);
+    if (!x)
+        return;
     xenforeignmemory_unmap(x->fmem, addr, n);
 }
 
 static int hv_max_gpfn(void *h, uint32_t domid, uint64_t *out)
 {
-    struct hv *x = h;
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
     xen_pfn_t g = 0;
     if (xc_domain_maximum_gpfn(x->xch, domid, &g) < 0)
         return neg_errno();
@@ -144,20 +232,26 @@ static int hv_max_gpfn(void *h, uint32_t domid, uint64_t *out)
 
 static int hv_pause(void *h, uint32_t domid)
 {
-    struct hv *x = h;
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
     return xc_domain_pause(x->xch, domid) < 0 ? neg_errno() : 0;
 }
 
 static int hv_unpause(void *h, uint32_t domid)
 {
-    struct hv *x = h;
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
     return xc_domain_unpause(x->xch, domid) < 0 ? neg_errno() : 0;
 }
 
 static int hv_vcpu(void *h, uint32_t domid, bool hvm, unsigned cpu,
                    struct vmem_vcpu *out)
 {
-    struct hv *x = h;
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
     memset(out, 0, sizeof *out);
     out->id = cpu;
     if (hvm) {
@@ -210,22 +304,34 @@ static int hv_vcpu(void *h, uint32_t domid, bool hvm, unsigned cpu,
     return 0;
 }
 
+/* Mapped once per handle, on first use; callers may ask on every page-table
+ * entry (frame_of_pte), so the answer after that is one load. */
 static int hv_m2p(void *h, const unsigned long **table, uint64_t *nr)
 {
-    struct hv *x = h;
-    if (!x->m2p) {
-        unsigned long max_mfn = 0;
-        if (xc_maximum_ram_page(x->xch, &max_mfn) < 0)
-            return neg_errno();
-        x->m2p = xc_map_m2p(x->xch, max_mfn, PROT_READ, NULL);
-        if (!x->m2p)
-            return neg_errno();
-        /* xc_map_m2p maps whole 2 MiB chunks of entries. */
-        size_t chunk = (size_t)2 << 20;
-        x->m2p_bytes = ((size_t)max_mfn * sizeof(xen_pfn_t) + chunk - 1) / chunk * chunk;
-        x->m2p_nr = max_mfn;
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
+    xen_pfn_t *m2p = __atomic_load_n(&x->m2p, __ATOMIC_ACQUIRE);
+    if (!m2p) {
+        pthread_mutex_lock(&x->lock);
+        if (!x->m2p) {
+            unsigned long max_mfn = 0;
+            if (xc_maximum_ram_page(x->xch, &max_mfn) < 0 ||
+                !(m2p = xc_map_m2p(x->xch, max_mfn, PROT_READ, NULL))) {
+                int rc = neg_errno();
+                pthread_mutex_unlock(&x->lock);
+                return rc;
+            }
+            /* xc_map_m2p maps whole 2 MiB chunks of entries. */
+            size_t chunk = (size_t)2 << 20;
+            x->m2p_bytes = ((size_t)max_mfn * sizeof(xen_pfn_t) + chunk - 1) / chunk * chunk;
+            x->m2p_nr = max_mfn;
+            __atomic_store_n(&x->m2p, m2p, __ATOMIC_RELEASE);
+        }
+        m2p = x->m2p;
+        pthread_mutex_unlock(&x->lock);
     }
-    *table = x->m2p;
+    *table = (const unsigned long *)m2p;
     *nr = x->m2p_nr;
     return 0;
 }
@@ -267,7 +373,9 @@ static bool name_of(struct hv *x, uint32_t domid, char *name, size_t len)
 
 int xen_hv_lookup(void *h, const char *name, uint32_t *domid)
 {
-    struct hv *x = h;
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
     if (all_digits(name)) {
         unsigned long v = strtoul(name, NULL, 10);
         if (v >= DOMID_FIRST_RESERVED)
@@ -296,7 +404,9 @@ int xen_hv_lookup(void *h, const char *name, uint32_t *domid)
 
 int xen_hv_list(void *h, struct xen_dom_entry *out, size_t max)
 {
-    struct hv *x = h;
+    struct hv *x = live(h);
+    if (!x)
+        return -EIO;
     xc_dominfo_t info[64];
     size_t k = 0;
     uint32_t next = 1;      /* dom0 is the host */

@@ -123,8 +123,6 @@ struct xen_dom {
     struct xen_p2m *p2m;            /* PV only: current snapshot */
     struct xen_p2m **old_p2m;
     size_t nold_p2m;
-    const unsigned long *m2p;
-    uint64_t m2p_nr;
     bool paused;                    /* by us */
     bool gone;
 };
@@ -151,9 +149,12 @@ struct xen_dom_entry {
 int xen_hv_list(void *h, struct xen_dom_entry *out, size_t max);
 
 /* Discovery bookkeeping (discover.c): given the domains present now,
- * announce new ones and lost ones to the sink; state is what was announced. */
+ * announce new ones and lost ones to the sink, and known ones again now and
+ * then (one that failed to open while booting); state is what was
+ * announced, and how many polls ago. */
 struct xen_disc_state {
     struct xen_dom_entry *known;
+    unsigned *age;
     size_t nknown;
 };
 void xen_disc_step(struct xen_disc_state *st, const struct xen_dom_entry *now,

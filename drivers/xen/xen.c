@@ -103,9 +103,17 @@ static int xen_refresh(void *priv)
     }
     lock(d);
     bool changed = !same_ranges(r, n, d->ranges, d->nranges);
+    if (p2m && d->p2m && p2m->npfn == d->p2m->npfn &&
+        memcmp(p2m->mfn, d->p2m->mfn, p2m->npfn * sizeof *p2m->mfn) == 0) {
+        /* Unchanged (the usual case, refreshed every few seconds): keeping
+         * each copy until close would grow without end. */
+        xen_p2m_free(p2m);
+        free(p2m);
+        p2m = NULL;
+    }
     if (p2m) {
         /* A PV guest's p2m changes without its layout changing (balloon,
-         * grant transfers): always install the new snapshot. */
+         * grant transfers): install the new snapshot. */
         if (!d->p2m || keep_old((void ***)&d->old_p2m, &d->nold_p2m, d->p2m) == 0)
             __atomic_store_n(&d->p2m, p2m, __ATOMIC_RELEASE);
         else {
@@ -154,7 +162,13 @@ static int xen_frame_of_pte(void *priv, uint64_t frame, uint64_t *gfn)
 {
     struct xen_dom *d = priv;
     const struct xen_p2m *p = __atomic_load_n(&d->p2m, __ATOMIC_ACQUIRE);
-    return xen_p2m_pfn_of(p, d->m2p, d->m2p_nr, frame, gfn);
+    /* Asked of the handle each time, not kept: after a fork (vmemfs
+     * daemonising) the handle maps it anew, elsewhere. */
+    const unsigned long *m2p;
+    uint64_t m2p_nr;
+    if (d->hv->m2p(d->h, &m2p, &m2p_nr) < 0)
+        return -ENOENT;
+    return xen_p2m_pfn_of(p, m2p, m2p_nr, frame, gfn);
 }
 
 static int xen_vcpu_count(void *priv)
@@ -331,7 +345,9 @@ int xen_dom_open(const struct xen_hv_ops *hv, void *h, uint32_t domid,
     d->hvm = info.hvm;
     d->nvcpus = info.max_vcpu_id + 1;
     if (!d->hvm) {
-        rc = hv->m2p(h, &d->m2p, &d->m2p_nr);
+        const unsigned long *m2p;
+        uint64_t m2p_nr;
+        rc = hv->m2p(h, &m2p, &m2p_nr);
         if (rc < 0) {
             snprintf(err, errlen, "xen domain %u (PV): cannot map the m2p: %s",
                      domid, strerror(-rc));

@@ -24,6 +24,13 @@ on_crash="destroy"
 CFG
     xl create /etc/xen/$name.cfg >/tmp/xl-$name.log 2>&1
     r=$?
+    if [ $r != 0 ]; then
+        # xl itself has died here under the emulation now and then: once more.
+        say INFO "xl create $name: $(tail -n 1 /tmp/xl-$name.log), once more"
+        xl destroy $name 2>/dev/null
+        xl create /etc/xen/$name.cfg >/tmp/xl-$name.log 2>&1
+        r=$?
+    fi
     check $r "xl-create-$name"
     [ $r = 0 ] || tail -n 8 /tmp/xl-$name.log
 done

@@ -549,6 +549,16 @@ static void test_discovery_steps(void **state)
     ev.log[0] = 0;
     xen_disc_step(&st, a, 3, &sink);              /* nothing changed */
     assert_string_equal(ev.log, "");
+    /* Announced again after 4 polls (one that could not open while it
+     * booted gets another chance), not in between. */
+    xen_disc_step(&st, a, 3, &sink);
+    xen_disc_step(&st, a, 3, &sink);
+    assert_string_equal(ev.log, "");
+    xen_disc_step(&st, a, 3, &sink);
+    assert_string_equal(ev.log, "+web1=xen:1 +dom3=xen:3 ");
+    ev.log[0] = 0;
+    xen_disc_step(&st, a, 3, &sink);
+    assert_string_equal(ev.log, "");
     struct xen_dom_entry b[2] = { { 2, "db" }, { 4, "web1" } };
     xen_disc_step(&st, b, 2, &sink);              /* 1 destroyed, name reused */
     assert_string_equal(ev.log, "-web1 -dom3 +db=xen:2 +web1=xen:4 ");

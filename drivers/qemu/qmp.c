@@ -433,8 +433,8 @@ int qmp_execute(struct qmp *q, const char *cmd, json_object *args,
     return rc;
 }
 
-int qmp_hmp(struct qmp *q, const char *cmdline, int cpu_index, char **out,
-            char *err, size_t errlen)
+int qmp_hmp_via(qmp_exec_fn exec, void *ctx, const char *cmdline, int cpu_index,
+                char **out, char *err, size_t errlen)
 {
     *out = NULL;
     json_object *args = json_object_new_object();
@@ -446,7 +446,7 @@ int qmp_hmp(struct qmp *q, const char *cmdline, int cpu_index, char **out,
     if (cpu_index >= 0)
         json_object_object_add(args, "cpu-index", json_object_new_int(cpu_index));
     json_object *ret = NULL;
-    int rc = qmp_execute(q, "human-monitor-command", args, &ret, err, errlen);
+    int rc = exec(ctx, "human-monitor-command", args, &ret, err, errlen);
     if (rc < 0)
         return rc;
     if (!json_object_is_type(ret, json_type_string)) {
@@ -461,6 +461,18 @@ int qmp_hmp(struct qmp *q, const char *cmdline, int cpu_index, char **out,
         return -ENOMEM;
     }
     return 0;
+}
+
+static int exec_on_qmp(void *ctx, const char *cmd, json_object *args, json_object **ret,
+                       char *err, size_t errlen)
+{
+    return qmp_execute(ctx, cmd, args, ret, err, errlen);
+}
+
+int qmp_hmp(struct qmp *q, const char *cmdline, int cpu_index, char **out,
+            char *err, size_t errlen)
+{
+    return qmp_hmp_via(exec_on_qmp, q, cmdline, cpu_index, out, err, errlen);
 }
 
 pid_t qmp_peer_pid(const struct qmp *q) { return q->peer_pid; }

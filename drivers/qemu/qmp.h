@@ -66,6 +66,12 @@ int qmp_execute(struct qmp *q, const char *cmd, struct json_object *args,
  * HMP reports its own errors as text: the caller checks the text. */
 int qmp_hmp(struct qmp *q, const char *cmdline, int cpu_index, char **out,
             char *err, size_t errlen);
+/* The same over any way of executing a QMP command (a monitor, libvirt's
+ * passthrough): exec takes args (always) and returns like qmp_execute. */
+typedef int (*qmp_exec_fn)(void *ctx, const char *cmd, struct json_object *args,
+                           struct json_object **ret, char *err, size_t errlen);
+int qmp_hmp_via(qmp_exec_fn exec, void *ctx, const char *cmdline, int cpu_index,
+                char **out, char *err, size_t errlen);
 
 /* The peer's process id and uid from SO_PEERCRED (0 / -1 if unknown: a
  * peer in a pid namespace we cannot see has pid 0). */

@@ -71,36 +71,19 @@ int qemu_mon_execute(struct qemu_monitor *m, const char *cmd, json_object *args,
     return m->ops->execute(m, cmd, args, ret, err, errlen);
 }
 
+static int exec_on_monitor(void *ctx, const char *cmd, json_object *args,
+                           json_object **ret, char *err, size_t errlen)
+{
+    return qemu_mon_execute(ctx, cmd, args, ret, err, errlen);
+}
+
 int qemu_mon_hmp(struct qemu_monitor *m, const char *cmdline, int cpu_index, char **out,
                  char *err, size_t errlen)
 {
     *out = NULL;
     if (m && m->ops->hmp)
         return m->ops->hmp(m, cmdline, cpu_index, out, err, errlen);
-    json_object *args = json_object_new_object();
-    if (!args) {
-        snprintf(err, errlen, "monitor: out of memory");
-        return -ENOMEM;
-    }
-    json_object_object_add(args, "command-line", json_object_new_string(cmdline));
-    if (cpu_index >= 0)
-        json_object_object_add(args, "cpu-index", json_object_new_int(cpu_index));
-    json_object *ret = NULL;
-    int rc = qemu_mon_execute(m, "human-monitor-command", args, &ret, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (!json_object_is_type(ret, json_type_string)) {
-        json_object_put(ret);
-        snprintf(err, errlen, "QMP human-monitor-command: reply is not a string");
-        return -EIO;
-    }
-    *out = strdup(json_object_get_string(ret));
-    json_object_put(ret);
-    if (!*out) {
-        snprintf(err, errlen, "monitor: out of memory");
-        return -ENOMEM;
-    }
-    return 0;
+    return qmp_hmp_via(exec_on_monitor, m, cmdline, cpu_index, out, err, errlen);
 }
 
 /* ------------------------------------------------------------ QMP socket */

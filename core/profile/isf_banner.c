@@ -11,6 +11,7 @@
  * profile's.  A match that is not the symbol (a key of that name elsewhere,
  * an object without constant_data) is passed over.
  */
+#include "core/util/file.h"
 #include "core/profile/isf.h"
 
 #include <errno.h>
@@ -194,19 +195,10 @@ static char *banner_at(const char *buf, size_t n, const char *path, char *err,
 
 char *isf_read_banner(const char *path, char *err, size_t errlen)
 {
-    /* O_NONBLOCK: a FIFO must not hold the caller in open(). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        say(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        say(err, errlen, "%s: not a regular file (a FIFO, a device or a "
-            "directory): an ISF must be one", path);
-        close(fd);
+    int fd = vmem_open_regular(path, "an ISF", &st, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
     struct stream *s = calloc(1, sizeof *s);
     static const char name[] = "\"linux_banner\"";
     const size_t nl = sizeof name - 1;

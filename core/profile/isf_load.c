@@ -5,6 +5,7 @@
  * (decompressed when it is .xz or .gz, its shape and format checked); a
  * file or a buffer loaded; the banner of a buffer.
  */
+#include "core/util/file.h"
 #include "core/profile/isf_internal.h"
 
 #include <errno.h>
@@ -659,20 +660,10 @@ struct isf *isf_load_buffer(const void *data, size_t len, const char *name,
 
 static void *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
-    /* O_NONBLOCK: a FIFO must not hold the caller in open(); it has no
-     * effect on the regular file that is all we accept. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        say(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        say(err, errlen, "%s: not a regular file (a FIFO, a device or a "
-            "directory): an ISF must be one", path);
-        close(fd);
+    int fd = vmem_open_regular(path, "an ISF", &st, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
     if ((uint64_t)st.st_size > ISF_MAX_DOCUMENT_SIZE) {
         say(err, errlen, "%s: larger than %zu bytes", path,
             ISF_MAX_DOCUMENT_SIZE);

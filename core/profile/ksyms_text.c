@@ -4,6 +4,7 @@
  * by name) and its parsing from System.map or /proc/kallsyms text, from a
  * buffer or a file.
  */
+#include "core/util/file.h"
 #include "core/profile/btf_isf_internal.h"
 
 #ifdef BTF_ISF_BUILD
@@ -197,20 +198,10 @@ struct btf_isf_symbols *btf_isf_symbols_parse(const char *text, size_t len,
 void *bti_read_whole(const char *path, size_t max, size_t *len, char *err,
                      size_t errlen)
 {
-    /* O_NONBLOCK, then regular files only: a FIFO must not hold the start
-     * in open() or read(). */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        bti_say(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        bti_say(err, errlen, "%s: not a regular file (a FIFO, a device or a "
-            "directory)", path);
-        close(fd);
+    int fd = vmem_open_regular(path, "a symbol list or kernel image", &st, err, errlen);
+    if (fd < 0)
         return NULL;
-    }
     /* Regular files by size; /proc and /sys files (size 0 or a page) by
      * reading until EOF. */
     size_t cap = 1 << 20, got = 0;

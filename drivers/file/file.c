@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/util/file.h"
 #include "core/phys/guard.h"
 #include "core/phys/ranges.h"
 #include "drivers/file/file.h"
@@ -287,23 +288,13 @@ int file_driver_open(const char *path, struct vmem_driver *out, char *err,
     /* Absolute, for info.json: the daemon changes to / when it detaches. */
     char *abs = realpath(path, NULL);
     f->path = abs ? abs : strdup(path);
-    /* O_NONBLOCK: a FIFO (or a device) must not hold the start in open();
-     * it has no effect on the regular file that is all we accept. */
-    f->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (f->fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
-        file_close(f);
-        return -e;
-    }
     struct stat st;
-    if (fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file (%s): a dump must be one",
-                 path, S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ||
-                 S_ISBLK(st.st_mode) ? "a device" : S_ISSOCK(st.st_mode) ? "a socket"
-                 : S_ISDIR(st.st_mode) ? "a directory" : "not a file");
+    f->fd = vmem_open_regular(path, "a dump", &st, err, errlen);
+    if (f->fd < 0) {
+        int rc = f->fd;
+        f->fd = -1;
         file_close(f);
-        return -EINVAL;
+        return rc;
     }
     if (st.st_size == 0) {
         snprintf(err, errlen, "%s: file is empty", path);
